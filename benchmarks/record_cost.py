@@ -1,0 +1,108 @@
+"""Per-call cost of record_feedback next to its floor, a bare span.add_event, in one run.
+
+    python benchmarks/record_cost.py [--calls N] [--repeats R]
+
+Prints medians over R repeats of N calls each, and the ratios. The machines are shared and
+noisy: compare the ratios, which are taken within one run, not absolute figures across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
+from otel_feedback._attributes import EVENT_NAME
+from otel_feedback._codec import encode
+
+ARGUMENTS = {"score": 1, "value": "good", "comment": "matches the reference answer"}
+
+
+def median_us(run: Callable[[int], int], calls: int, repeats: int) -> float:
+    """Median over ``repeats`` of the per-call time ``run`` reports for ``calls`` calls."""
+    return statistics.median(run(calls) / calls / 1000 for _ in range(repeats))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+
+    exporter = InMemoryFeedbackExporter()
+    plain = TracerProvider()
+    with_feedback = TracerProvider()
+    processor = FeedbackSpanProcessor(exporter, max_queue_size=1_000_000)
+    with_feedback.add_span_processor(processor)
+
+    # The floor: the same attributes record_feedback writes, added as a bare event.
+    with with_feedback.get_tracer("b").start_as_current_span("sample"):
+        sample = record_feedback("correctness", **ARGUMENTS)  # type: ignore[arg-type]
+    assert sample is not None
+    attributes = encode(sample)
+
+    # Each run times only its calls: ending the span and flushing happen off the clock.
+    def bare_add_event(calls: int) -> int:
+        with plain.get_tracer("b").start_as_current_span("s") as span:
+            started = time.perf_counter_ns()
+            for _ in range(calls):
+                span.add_event(EVENT_NAME, attributes)
+            return time.perf_counter_ns() - started
+
+    def feedback(calls: int) -> int:
+        with with_feedback.get_tracer("b").start_as_current_span("s"):
+            started = time.perf_counter_ns()
+            for _ in range(calls):
+                record_feedback("correctness", **ARGUMENTS)  # type: ignore[arg-type]
+            elapsed = time.perf_counter_ns() - started
+        processor.force_flush()
+        exporter.clear()
+        return elapsed
+
+    def spans(provider: TracerProvider) -> Callable[[int], int]:
+        tracer = provider.get_tracer("b")
+
+        def run(calls: int) -> int:
+            started = time.perf_counter_ns()
+            for _ in range(calls):
+                with tracer.start_as_current_span("s"):
+                    pass
+            return time.perf_counter_ns() - started
+
+        return run
+
+    spans_without, spans_with = spans(plain), spans(with_feedback)
+
+    def measure(run: Callable[[int], int], calls: int) -> float:
+        return median_us(run, calls, args.repeats)
+
+    for run in (bare_add_event, feedback, spans_without, spans_with):  # warm up
+        run(200)
+    floor = measure(bare_add_event, args.calls)
+    ours = measure(feedback, args.calls)
+    bare_spans = measure(spans_without, args.calls)
+    processed_spans = measure(spans_with, args.calls)
+
+    rows = [
+        (f"span.add_event, the same {len(attributes)} attributes (floor)", floor, 1.0),
+        ("record_feedback on a live span", ours, ours / floor),
+        ("span start+end, no FeedbackSpanProcessor", bare_spans, 1.0),
+        (
+            "span start+end, with FeedbackSpanProcessor",
+            processed_spans,
+            processed_spans / bare_spans,
+        ),
+    ]
+    print(f"{'measure (median per call)':<56}{'us':>9}{'ratio':>8}")
+    for label, micros, ratio in rows:
+        print(f"{label:<56}{micros:>9.2f}{ratio:>8.2f}")
+    with_feedback.shutdown()
+    plain.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""User and evaluator feedback as a first-class OpenTelemetry signal.
+
+Record feedback inside traced code; it travels as a ``gen_ai.evaluation.result`` span event
+and, through :class:`FeedbackSpanProcessor`, as LangSmith-format feedback records to the
+exporters you choose (OTLP logs, JSONL, console, memory)::
+
+    from opentelemetry import trace
+    from otel_feedback import record_feedback
+
+    tracer = trace.get_tracer(__name__)
+    with tracer.start_as_current_span("answer_question"):
+        ...
+        record_feedback("correctness", score=1, comment="matches the reference")
+"""
+
+from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._exporters import (
+    ConsoleFeedbackExporter,
+    FeedbackExporter,
+    FeedbackExportResult,
+    InMemoryFeedbackExporter,
+    JsonlFeedbackExporter,
+)
+from otel_feedback._model import Feedback, FeedbackCategory, FeedbackConfig, FeedbackSource
+from otel_feedback._otlp import OTLPFeedbackExporter
+from otel_feedback._processor import FeedbackSpanProcessor
+from otel_feedback._record import record_feedback
+from otel_feedback._version import __version__
+
+__all__ = [
+    "ConsoleFeedbackExporter",
+    "Feedback",
+    "FeedbackCategory",
+    "FeedbackConfig",
+    "FeedbackExportResult",
+    "FeedbackExporter",
+    "FeedbackSource",
+    "FeedbackSpanProcessor",
+    "InMemoryFeedbackExporter",
+    "InvalidFeedbackError",
+    "JsonlFeedbackExporter",
+    "OTLPFeedbackExporter",
+    "__version__",
+    "record_feedback",
+]

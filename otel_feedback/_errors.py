@@ -1,0 +1,24 @@
+"""The exceptions this package raises.
+
+Hierarchy::
+
+    ValueError
+    └── InvalidFeedbackError    bad input to record_feedback(); names the field
+"""
+
+from __future__ import annotations
+
+__all__ = ["InvalidFeedbackError"]
+
+
+class InvalidFeedbackError(ValueError):
+    """A feedback argument was rejected.
+
+    The message starts with the field's name and says what is wrong, e.g.
+    ``score: must be finite, got nan``. The field is also kept in :attr:`field`.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

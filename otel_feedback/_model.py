@@ -1,0 +1,275 @@
+"""The feedback record: LangSmith's feedback data format as a frozen pydantic model."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+
+from otel_feedback._errors import InvalidFeedbackError
+
+__all__ = ["Feedback", "FeedbackCategory", "FeedbackConfig", "FeedbackSource", "invalid_feedback"]
+
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+
+def _score(score: object) -> bool | int | float | None:
+    if score is None or isinstance(score, bool):
+        return score
+    if isinstance(score, int):
+        if not _INT64_MIN <= score <= _INT64_MAX:
+            # OTLP carries integers as int64; a larger one could never be exported.
+            raise ValueError(f"integer out of the signed 64-bit range, got {score}")
+        return int(score)
+    if isinstance(score, float):
+        if not math.isfinite(score):
+            raise ValueError(f"must be finite, got {score}")
+        return float(score)
+    raise ValueError(f"must be a bool, int or float, got {type(score).__name__}")
+
+
+def _json_dict(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a dict, got {type(value).__name__}")
+    _check_json(value)
+    return value
+
+
+def _check_json(value: object) -> None:
+    # Serialise once here so that a value the exporters could not write is refused at the
+    # call site, where the caller can still see it, rather than dropped in the background.
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot be serialised as JSON ({exc})") from None
+
+
+def _value(value: object) -> dict[str, Any] | str | bool | int | float | None:
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be finite, got {value}")
+        return value
+    if isinstance(value, dict):
+        return _json_dict(value)
+    raise ValueError(f"must be a str, bool, int, float or dict, got {type(value).__name__}")
+
+
+def _correction(value: object) -> dict[str, Any] | str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return _json_dict(value)
+    raise ValueError(f"must be a dict or a str, got {type(value).__name__}")
+
+
+def _user_id(value: object) -> UUID | str | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        # One canonical form: a user id that is a UUID is held as one, whichever way it came.
+        try:
+            return UUID(value)
+        except ValueError:
+            return value
+    raise ValueError(f"must be a UUID or a string, got {type(value).__name__}")
+
+
+def _aware(value: datetime) -> datetime:
+    # Naive datetimes are read as UTC, as LangSmith does.
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+Score = Annotated[bool | int | float | None, PlainValidator(_score)]
+JsonDict = Annotated[dict[str, Any], PlainValidator(_json_dict)]
+FeedbackValue = Annotated[dict[str, Any] | str | bool | int | float | None, PlainValidator(_value)]
+Correction = Annotated[dict[str, Any] | str | None, PlainValidator(_correction)]
+UserId = Annotated[UUID | str | None, PlainValidator(_user_id)]
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class FeedbackSource(BaseModel):
+    """Who or what gave the feedback (``feedback_source`` in LangSmith's format)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Annotated[str, Field(min_length=1)] = "api"
+    """Kind of source: ``"api"``, ``"model"`` (an LLM judge), ``"app"`` (an end user), ...."""
+    metadata: JsonDict | None = None
+    """``source_info``, plus ``{"__run": {"run_id": ...}}`` when a ``source_run_id`` is given."""
+    user_id: UserId = None
+    """The user who gave the feedback, when known: a UUID when it reads as one."""
+
+
+class FeedbackCategory(BaseModel):
+    """One allowed category of a categorical :class:`FeedbackConfig`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    label: str | None = None
+
+
+class FeedbackConfig(BaseModel):
+    """How to read the scores of one key, as LangSmith's ``FeedbackConfig``.
+
+    Example: ``{"type": "continuous", "min": 0, "max": 1}``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["continuous", "categorical", "freeform"]
+    min: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    max: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    categories: list[FeedbackCategory] | None = None
+    allows_multiple_categories: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # LangSmith's config is a TypedDict with total=False: absent keys, never nulls.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+    def check_score(self, score: bool | int | float) -> None:
+        """Raise :class:`InvalidFeedbackError` when ``score`` is outside this configuration."""
+        if self.type == "continuous":
+            if self.min is not None and score < self.min:
+                raise InvalidFeedbackError(
+                    "score", f"{score!r} is below feedback_config min {self.min}"
+                )
+            if self.max is not None and score > self.max:
+                raise InvalidFeedbackError(
+                    "score", f"{score!r} is above feedback_config max {self.max}"
+                )
+        elif self.type == "categorical" and self.categories:
+            allowed = [c.value for c in self.categories]
+            if score not in allowed:
+                raise InvalidFeedbackError(
+                    "score", f"{score!r} is not one of the feedback_config categories {allowed}"
+                )
+
+
+# Fields of create_feedback beyond the seed's record: written only when given, so that a
+# plain record serialises to exactly the seed's JSON.
+_OPTIONAL_FIELDS = frozenset(
+    {
+        "comparative_experiment_id",
+        "feedback_group_id",
+        "extra",
+        "feedback_config",
+        "error",
+        "start_time",
+    }
+)
+
+
+class Feedback(BaseModel):
+    """One feedback record, serialised exactly as LangSmith's feedback data format.
+
+    ``trace_id`` and ``run_id`` are the evaluated span's OpenTelemetry ids read as UUIDs
+    (``UUID(int=trace_id)``, ``UUID(int=span_id)``), LangSmith's own rule for OTLP runs.
+
+    Example::
+
+        record.model_dump_json()  # '{"id": "...", "key": "correctness", "score": 1, ...}'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: UUID
+    """Unique id of this record; receivers de-duplicate on it."""
+    created_at: AwareDatetime
+    """When the feedback was recorded."""
+    modified_at: AwareDatetime
+    """When the record last changed (equal to ``created_at`` for a new record)."""
+    session_id: UUID | None = None
+    """The tracing project (LangSmith session) of the run, when known."""
+    run_id: UUID | None = None
+    """The evaluated run: ``UUID(int=span_id)``. ``None`` for feedback on a whole trace."""
+    trace_id: UUID | None = None
+    """The evaluated trace: ``UUID(int=trace_id)``."""
+    key: Annotated[str, Field(min_length=1)]
+    """The metric's name, e.g. ``"correctness"`` or ``"user_rating"``."""
+    score: Score = None
+    """The numeric score; ``bool``, ``int`` and ``float`` stay distinct."""
+    value: FeedbackValue = None
+    """A display or non-numeric value: a category label, a number, or a JSON object."""
+    comment: str | None = None
+    """A justification for the score, or a judge's reasoning."""
+    correction: Correction = None
+    """The ground truth the run should have produced."""
+    feedback_source: FeedbackSource | None = None
+    """Who or what gave the feedback."""
+    comparative_experiment_id: UUID | None = None
+    """The comparative experiment this feedback belongs to."""
+    feedback_group_id: UUID | None = None
+    """Groups the feedback of one preference or ranking decision."""
+    extra: JsonDict | None = None
+    """Metadata about the feedback itself."""
+    feedback_config: FeedbackConfig | None = None
+    """How to read the scores of this key; ``score`` is checked against it."""
+    error: StrictBool | None = None
+    """Whether the evaluation itself errored."""
+    start_time: AwareDatetime | None = None
+    """Start time of the evaluated run."""
+
+    @model_validator(mode="after")
+    def _score_fits_config(self) -> Feedback:
+        if self.feedback_config is not None and self.score is not None:
+            self.feedback_config.check_score(self.score)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _seed_shape(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _OPTIONAL_FIELDS:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
+
+
+def invalid_feedback(
+    error: ValidationError, *, rename: Mapping[str, str] | None = None
+) -> InvalidFeedbackError:
+    """Turn pydantic's report into one :class:`InvalidFeedbackError` naming the first field.
+
+    ``rename`` maps a record field's dotted path to the argument the caller used for it.
+    """
+    first = error.errors(include_url=False)[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, InvalidFeedbackError):
+        return cause
+    loc = ".".join(str(part) for part in first["loc"])
+    if rename:
+        for path, argument in rename.items():
+            if loc == path or loc.startswith(path + "."):
+                loc = argument + loc[len(path) :]
+                break
+    message = first["msg"].removeprefix("Value error, ")
+    # Our own checks quote the input already; pydantic's built-in ones do not.
+    if first["type"] not in {"value_error", "missing"}:
+        message = f"{message} (got {_short(first['input'])})"
+    return InvalidFeedbackError(loc or "feedback", message)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,121 @@
+"""OTLPFeedbackExporter: one OTLP log event per feedback record, via the SDK's log exporters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import LogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from otel_feedback._attributes import EVENT_NAME
+from otel_feedback._codec import encode, ns_from_datetime
+from otel_feedback._environment import PROTOCOL_GRPC, PROTOCOLS, otlp_logs_protocol
+from otel_feedback._exporters import FeedbackExporter, FeedbackExportResult
+from otel_feedback._model import Feedback
+from otel_feedback._version import __version__
+
+__all__ = ["OTLPFeedbackExporter", "to_log_record"]
+
+_SCOPE = InstrumentationScope("otel_feedback", __version__)
+
+
+class OTLPFeedbackExporter(FeedbackExporter):
+    """Sends each record as an OTLP log event correlated with the span it judges.
+
+    Each record becomes one LogRecord: ``event_name`` ``gen_ai.evaluation.result``, the
+    evaluated span's trace id and span id, ``timestamp`` = ``created_at``, the record's
+    fields as the same attributes as its span event, and the application's resource. Any
+    backend or Collector that takes OTLP logs shows it next to its trace.
+
+    With no arguments it is configured exactly like the SDK's own OTLP log exporter, from
+    ``OTEL_EXPORTER_OTLP_[LOGS_]{PROTOCOL,ENDPOINT,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE}``;
+    sending, retries and encoding are the SDK's.
+
+    Example::
+
+        FeedbackSpanProcessor(OTLPFeedbackExporter())                  # from the environment
+        OTLPFeedbackExporter(protocol="grpc", endpoint="localhost:4317")
+
+    Args:
+        protocol: ``"http/protobuf"`` or ``"grpc"``; default from the environment.
+        resource: the resource the records carry; default the global TracerProvider's
+            (which the SDK builds from ``OTEL_SERVICE_NAME`` and
+            ``OTEL_RESOURCE_ATTRIBUTES``), else one built from the environment.
+        log_exporter: an SDK ``LogRecordExporter`` to send through instead of building one.
+        **exporter_options: passed to the SDK's ``OTLPLogExporter`` (``endpoint``,
+            ``headers``, ``timeout``, ``compression``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        protocol: str | None = None,
+        resource: Resource | None = None,
+        log_exporter: LogRecordExporter | None = None,
+        **exporter_options: Any,
+    ) -> None:
+        if log_exporter is not None and (protocol is not None or exporter_options):
+            raise ValueError("log_exporter: cannot be combined with protocol or exporter options")
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self._exporter = log_exporter or _sdk_log_exporter(protocol, exporter_options)
+        self._resource = resource
+
+    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+        """Send ``batch`` as one OTLP logs request."""
+        resource = self._resource or _application_resource()
+        self._resource = resource
+        result = self._exporter.export([to_log_record(record, resource) for record in batch])
+        if result is LogRecordExportResult.SUCCESS:
+            return FeedbackExportResult.SUCCESS
+        return FeedbackExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the underlying SDK exporter."""
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Shut the underlying SDK exporter down."""
+        self._exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+def to_log_record(record: Feedback, resource: Resource) -> ReadableLogRecord:
+    """The OTLP log event of one record."""
+    trace_id = record.trace_id.int if record.trace_id is not None else 0
+    span_id = record.run_id.int if record.run_id is not None else 0
+    span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(1))
+    log_record = LogRecord(
+        timestamp=ns_from_datetime(record.created_at),
+        context=trace.set_span_in_context(NonRecordingSpan(span_context)),
+        attributes=encode(record),
+        event_name=EVENT_NAME,
+    )
+    return ReadableLogRecord(log_record=log_record, resource=resource, instrumentation_scope=_SCOPE)
+
+
+def _application_resource() -> Resource:
+    provider_resource = getattr(trace.get_tracer_provider(), "resource", None)
+    if isinstance(provider_resource, Resource):
+        return provider_resource
+    return Resource.create()
+
+
+def _sdk_log_exporter(protocol: str | None, options: dict[str, Any]) -> LogRecordExporter:
+    # Imported on demand: each protocol's stack (requests, grpc) is heavy and often unused.
+    if (protocol or otlp_logs_protocol()) == PROTOCOL_GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
+            OTLPLogExporter as GrpcLogExporter,
+        )
+
+        return GrpcLogExporter(**options)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
+        OTLPLogExporter as HttpLogExporter,
+    )
+
+    return HttpLogExporter(**options)

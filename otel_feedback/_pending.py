@@ -1,0 +1,77 @@
+"""Records made on a live span, kept aside until that span ends.
+
+A span keeps at most ``OTEL_SPAN_EVENT_COUNT_LIMIT`` events and silently evicts the oldest,
+and span limits may truncate attribute values. Each live processor therefore also keeps the
+records made on a span it may see end, keyed by the span's ids, and takes them back in
+``on_end``: the record survives whatever happens to its event.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from otel_feedback._log import warn_once
+from otel_feedback._model import Feedback
+
+__all__ = ["PendingRecords", "live_registries", "register", "unregister"]
+
+SpanKey = tuple[int, int]
+
+
+class PendingRecords:
+    """The records waiting for their span to end, for one processor; bounded."""
+
+    def __init__(self, max_spans: int) -> None:
+        self._max_spans = max_spans
+        self._by_span: dict[SpanKey, list[Feedback]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: SpanKey, record: Feedback) -> None:
+        with self._lock:
+            records = self._by_span.get(key)
+            if records is not None:
+                records.append(record)
+                return
+            if len(self._by_span) >= self._max_spans:
+                # Spans that never end here (another TracerProvider's, or leaked ones) must not
+                # grow this forever. Their records are still on their span events.
+                del self._by_span[next(iter(self._by_span))]
+                warn_once(
+                    "pending-evicted",
+                    "More than %d spans with feedback are still open; the oldest span's "
+                    "records now rely on its span events alone",
+                    self._max_spans,
+                )
+            self._by_span[key] = [record]
+
+    def pop(self, trace_id: int, span_id: int) -> list[Feedback] | None:
+        # Read without the lock first: most spans end while nothing is pending at all, and
+        # this runs for every span of the application.
+        if not self._by_span:
+            return None
+        with self._lock:
+            return self._by_span.pop((trace_id, span_id), None)
+
+    def __len__(self) -> int:
+        return len(self._by_span)
+
+
+# Copy-on-write tuple: record_feedback iterates it without taking a lock.
+_live: tuple[PendingRecords, ...] = ()
+_live_lock = threading.Lock()
+
+
+def live_registries() -> tuple[PendingRecords, ...]:
+    return _live
+
+
+def register(registry: PendingRecords) -> None:
+    global _live  # noqa: PLW0603
+    with _live_lock:
+        _live = (*_live, registry)
+
+
+def unregister(registry: PendingRecords) -> None:
+    global _live  # noqa: PLW0603
+    with _live_lock:
+        _live = tuple(r for r in _live if r is not registry)

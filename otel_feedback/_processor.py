@@ -1,0 +1,272 @@
+"""FeedbackSpanProcessor: finds feedback on ending spans, exports it in the background."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, cast
+
+from opentelemetry import context as context_api
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from otel_feedback._attributes import ATTR_ID, EVENT_NAME
+from otel_feedback._codec import decode
+from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._exporters import FeedbackExporter, FeedbackExportResult
+from otel_feedback._log import logger, warn_once
+from otel_feedback._model import Feedback
+from otel_feedback._pending import PendingRecords, register, unregister
+
+__all__ = ["FeedbackSpanProcessor"]
+
+# Spans with feedback that may still be open at once, per processor (see _pending).
+_MAX_PENDING_SPANS = 65_536
+
+
+class _EventOnly(NamedTuple):
+    """A feedback event whose record was not kept aside: decoded in the background."""
+
+    attributes: Mapping[str, Any]
+    timestamp: int
+    trace_id: int
+    span_id: int
+
+
+_Item = Feedback | _EventOnly
+
+
+class FeedbackSpanProcessor(SpanProcessor):
+    """Exports the feedback recorded on each span when the span ends.
+
+    ``on_end`` runs on the application's thread and only scans the span's events and queues
+    what it finds; a background thread turns them into :class:`Feedback` records and hands
+    them to the exporters in batches. The queue is bounded: what cannot be queued, and what
+    an exporter fails to deliver, is counted in :attr:`dropped_records` and logged once.
+    Nothing raised in the background reaches the application.
+
+    Example::
+
+        provider = TracerProvider()
+        provider.add_span_processor(FeedbackSpanProcessor(JsonlFeedbackExporter("fb.jsonl")))
+
+    Args:
+        exporter: one exporter, or several that each receive every batch.
+        max_queue_size: records held at most while waiting for export.
+        max_export_batch_size: records per ``export`` call at most.
+        schedule_delay_millis: longest wait before a partial batch is exported.
+        export_timeout_millis: default time ``force_flush`` waits.
+
+    Raises:
+        ValueError: for a non-positive size or delay, or a batch larger than the queue.
+    """
+
+    def __init__(
+        self,
+        exporter: FeedbackExporter | Sequence[FeedbackExporter],
+        *,
+        max_queue_size: int = 2048,
+        max_export_batch_size: int = 512,
+        schedule_delay_millis: float = 1000,
+        export_timeout_millis: float = 30_000,
+    ) -> None:
+        exporters: tuple[object, ...] = ()
+        if isinstance(exporter, FeedbackExporter):
+            exporters = (exporter,)
+        elif isinstance(exporter, Sequence):
+            exporters = tuple(exporter)
+        if not exporters or not all(isinstance(e, FeedbackExporter) for e in exporters):
+            raise ValueError("exporter: must be a FeedbackExporter or a non-empty sequence of them")
+        for name, number in (
+            ("max_queue_size", max_queue_size),
+            ("max_export_batch_size", max_export_batch_size),
+            ("schedule_delay_millis", schedule_delay_millis),
+            ("export_timeout_millis", export_timeout_millis),
+        ):
+            if not number > 0:
+                raise ValueError(f"{name}: must be positive, got {number!r}")
+        if max_export_batch_size > max_queue_size:
+            raise ValueError(
+                f"max_export_batch_size: must not exceed max_queue_size ({max_queue_size}), "
+                f"got {max_export_batch_size}"
+            )
+        self._exporters = cast(tuple[FeedbackExporter, ...], exporters)
+        self._max_queue_size = max_queue_size
+        self._batch_size = max_export_batch_size
+        self._delay_s = schedule_delay_millis / 1000
+        self._timeout_millis = export_timeout_millis
+        self._pending = PendingRecords(_MAX_PENDING_SPANS)
+        self._dropped = 0
+        self._is_shutdown = False
+        self._init_worker()
+        register(self._pending)
+        # Like the SDK's batch processors: a forked child gets a fresh lock, queue and thread.
+        reinit = weakref.WeakMethod(self._init_worker)
+        os.register_at_fork(after_in_child=lambda: (m := reinit()) and m())
+
+    def _init_worker(self) -> None:
+        self._condition = threading.Condition()
+        self._queue: deque[_Item] = deque()
+        self._flush_waiters: list[threading.Event] = []
+        self._worker = threading.Thread(
+            name="otel_feedback.FeedbackSpanProcessor", target=self._run, daemon=True
+        )
+        self._worker.start()
+
+    @property
+    def dropped_records(self) -> int:
+        """Records lost so far: refused by the full queue, or failed by an exporter."""
+        return self._dropped
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Nothing to do when a span starts."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Queue the feedback of ``span``. Runs on the application's thread: scan, hand off."""
+        span_context = span.context
+        if self._is_shutdown or span_context is None:
+            return
+        kept = self._pending.pop(span_context.trace_id, span_context.span_id)
+        items: list[_Item] = list(kept) if kept else []
+        kept_ids: set[str] | None = None
+        for event in span.events:
+            if event.name != EVENT_NAME:
+                continue
+            attributes = event.attributes or {}
+            if kept:
+                # The records kept aside are intact even if their events were evicted or
+                # truncated by span limits; only events they do not account for are added.
+                if kept_ids is None:
+                    kept_ids = {str(record.id) for record in kept}
+                if attributes.get(ATTR_ID) in kept_ids:
+                    continue
+            items.append(
+                _EventOnly(attributes, event.timestamp, span_context.trace_id, span_context.span_id)
+            )
+        if items:
+            self._enqueue(items)
+
+    def _enqueue(self, items: list[_Item]) -> None:
+        with self._condition:
+            room = self._max_queue_size - len(self._queue)
+            if room < len(items):
+                self._drop(len(items) - room, "the feedback queue is full")
+                items = items[: max(room, 0)]
+            self._queue.extend(items)
+            if len(self._queue) >= self._batch_size:
+                self._condition.notify()
+
+    def _drop(self, count: int, reason: str) -> None:
+        self._dropped += count
+        warn_once(
+            f"dropped:{id(self)}:{reason}",
+            "Dropped %d feedback record(s): %s (later drops are counted in "
+            "FeedbackSpanProcessor.dropped_records, and summed up at shutdown)",
+            count,
+            reason,
+        )
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if not (
+                    self._is_shutdown or self._flush_waiters or len(self._queue) >= self._batch_size
+                ):
+                    self._condition.wait(self._delay_s)
+                stopping = self._is_shutdown
+                waiters, self._flush_waiters = self._flush_waiters, []
+            self._drain()
+            for waiter in waiters:
+                waiter.set()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        while True:
+            with self._condition:
+                if not self._queue:
+                    return
+                count = min(self._batch_size, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(count)]
+            self._export(batch)
+
+    def _export(self, batch: list[_Item]) -> None:
+        records = [record for item in batch if (record := _to_record(item)) is not None]
+        if not records:
+            return
+        # The exporters' own HTTP or gRPC calls must not be traced by instrumentations.
+        token = context_api.attach(
+            context_api.set_value(context_api._SUPPRESS_INSTRUMENTATION_KEY, True)  # noqa: SLF001
+        )
+        try:
+            for exporter in self._exporters:
+                try:
+                    result = exporter.export(records)
+                except Exception:  # noqa: BLE001 - a faulty exporter must not stop the others
+                    logger.debug("Feedback exporter %r raised", exporter, exc_info=True)
+                    warn_once(
+                        f"export-raised:{id(exporter)}",
+                        "Feedback exporter %r raised while exporting; see the DEBUG log of "
+                        "'otel_feedback' for the traceback",
+                        exporter,
+                    )
+                    result = FeedbackExportResult.FAILURE
+                if result is not FeedbackExportResult.SUCCESS:
+                    with self._condition:
+                        self._drop(len(records), f"{type(exporter).__name__} failed to export")
+        finally:
+            context_api.detach(token)
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export everything queued so far; ``True`` if it finished within the timeout."""
+        if self._is_shutdown:
+            return True
+        timeout_s = (timeout_millis if timeout_millis is not None else self._timeout_millis) / 1000
+        done = threading.Event()
+        with self._condition:
+            self._flush_waiters.append(done)
+            self._condition.notify()
+        if not done.wait(timeout_s):
+            return False
+        return all(e.force_flush(int(timeout_s * 1000)) for e in self._exporters)
+
+    def shutdown(self) -> None:
+        """Export what is queued, stop the background thread, and shut the exporters down."""
+        if self._is_shutdown:
+            return
+        with self._condition:
+            self._is_shutdown = True
+            self._condition.notify()
+        self._worker.join(self._timeout_millis / 1000)
+        unregister(self._pending)
+        for exporter in self._exporters:
+            try:
+                exporter.shutdown()
+            except Exception:  # noqa: BLE001 - shutting down must reach every exporter
+                logger.warning("Feedback exporter %r raised on shutdown", exporter, exc_info=True)
+        if self._dropped:
+            logger.warning("%d feedback record(s) were dropped in all", self._dropped)
+
+
+def _to_record(item: _Item) -> Feedback | None:
+    if isinstance(item, Feedback):
+        return item
+    try:
+        return decode(
+            item.attributes,
+            timestamp_ns=item.timestamp,
+            trace_id=item.trace_id,
+            span_id=item.span_id,
+        )
+    except InvalidFeedbackError as exc:
+        warn_once(
+            f"malformed-event:{exc.field}",
+            "Skipped a malformed %s event on span %016x: %s",
+            EVENT_NAME,
+            item.span_id,
+            exc,
+        )
+        return None
