@@ -2,7 +2,9 @@
 
 Record feedback inside traced code; it travels as a ``gen_ai.evaluation.result`` span event
 and, through :class:`FeedbackSpanProcessor`, as LangSmith-format feedback records to the
-exporters you choose (OTLP logs, JSONL, console, memory)::
+exporters you choose (OTLP logs, JSONL, console, memory). ``configure()`` wires it from the
+standard OpenTelemetry environment variables, and under ``opentelemetry-instrument`` it needs
+no code at all::
 
     from opentelemetry import trace
     from otel_feedback import record_feedback
@@ -13,6 +15,7 @@ exporters you choose (OTLP logs, JSONL, console, memory)::
         record_feedback("correctness", score=1, comment="matches the reference")
 """
 
+from otel_feedback._configure import configure
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._exporters import (
     ConsoleFeedbackExporter,
@@ -21,6 +24,7 @@ from otel_feedback._exporters import (
     InMemoryFeedbackExporter,
     JsonlFeedbackExporter,
 )
+from otel_feedback._instrumentor import FeedbackInstrumentor
 from otel_feedback._model import Feedback, FeedbackCategory, FeedbackConfig, FeedbackSource
 from otel_feedback._otlp import OTLPFeedbackExporter
 from otel_feedback._processor import FeedbackSpanProcessor
@@ -34,6 +38,7 @@ __all__ = [
     "FeedbackConfig",
     "FeedbackExportResult",
     "FeedbackExporter",
+    "FeedbackInstrumentor",
     "FeedbackSource",
     "FeedbackSpanProcessor",
     "InMemoryFeedbackExporter",
@@ -41,5 +46,6 @@ __all__ = [
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
     "__version__",
+    "configure",
     "record_feedback",
 ]

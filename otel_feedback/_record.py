@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._codec import datetime_from_ns, encode
+from otel_feedback._environment import sdk_disabled
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import as_uuid, uuid_from_span_id, uuid_from_trace_id
 from otel_feedback._log import warn_once
@@ -88,7 +89,7 @@ def record_feedback(
 
     Returns:
         The record that will be exported, or ``None`` when no recording span is current
-        (a warning is logged once).
+        (a warning is logged once) or ``OTEL_SDK_DISABLED`` is true (silently).
 
     Raises:
         InvalidFeedbackError: a ``ValueError`` naming the bad argument and the reason.
@@ -96,6 +97,10 @@ def record_feedback(
     span = trace.get_current_span()
     context = span.get_span_context()
     recording = span.is_recording()
+    # Only a span that does not record can come from a disabled SDK: the check costs the
+    # recording path nothing.
+    if not recording and sdk_disabled():
+        return None
     now_ns = time.time_ns() // 1000 * 1000  # the record keeps microseconds: stay exact
     created_at = datetime_from_ns(now_ns)
     if isinstance(feedback_source_type, Enum):

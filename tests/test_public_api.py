@@ -11,6 +11,7 @@ PUBLIC = [
     "FeedbackConfig",
     "FeedbackExportResult",
     "FeedbackExporter",
+    "FeedbackInstrumentor",
     "FeedbackSource",
     "FeedbackSpanProcessor",
     "InMemoryFeedbackExporter",
@@ -18,6 +19,7 @@ PUBLIC = [
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
     "__version__",
+    "configure",
     "record_feedback",
 ]
 

@@ -1,0 +1,176 @@
+"""configure(): the wiring that code-first users call and the instrumentor shares."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+
+from otel_feedback import _environment as env
+from otel_feedback._exporters import (
+    ConsoleFeedbackExporter,
+    FeedbackExporter,
+    JsonlFeedbackExporter,
+)
+from otel_feedback._log import logger
+from otel_feedback._otlp import OTLPFeedbackExporter
+from otel_feedback._processor import FeedbackSpanProcessor
+
+__all__ = ["attach", "configure", "exporters_from_names"]
+
+ExporterSpec = str | FeedbackExporter
+
+# One processor per provider: configure() and the instrumentor may both run, and users may
+# call either twice.
+_attached: weakref.WeakKeyDictionary[TracerProvider, FeedbackSpanProcessor] = (
+    weakref.WeakKeyDictionary()
+)
+_attach_lock = threading.Lock()
+
+
+def configure(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    exporters: Sequence[ExporterSpec] | None = None,
+) -> FeedbackSpanProcessor | None:
+    """Export feedback from ``tracer_provider``, wired from the environment. Idempotent.
+
+    With no ``tracer_provider``, the global one is used; when no SDK TracerProvider is set
+    yet, one is created from the standard variables (``OTEL_SERVICE_NAME``,
+    ``OTEL_RESOURCE_ATTRIBUTES``, OTLP traces per ``OTEL_TRACES_EXPORTER`` and
+    ``OTEL_EXPORTER_OTLP_*``) and set as the global provider, so two lines set up a program::
+
+        import otel_feedback
+        otel_feedback.configure()
+
+    Args:
+        tracer_provider: the SDK provider whose spans carry feedback.
+        exporters: exporter names (``"otlp"``, ``"console"``, ``"jsonl"``) or exporter
+            objects; default ``OTEL_PYTHON_FEEDBACK_EXPORTER``.
+
+    Returns:
+        The processor added (or added before), or ``None`` when ``OTEL_SDK_DISABLED`` is true
+        or no exporter is chosen.
+
+    Raises:
+        ValueError: an unknown exporter name in ``exporters``.
+    """
+    if env.sdk_disabled():
+        return None
+    provider = tracer_provider if tracer_provider is not None else _global_sdk_provider()
+    if provider is None:
+        provider = _provider_from_environment()
+        trace.set_tracer_provider(provider)
+    return attach(provider, exporters)
+
+
+def attach(
+    provider: TracerProvider, exporters: Sequence[ExporterSpec] | None = None
+) -> FeedbackSpanProcessor | None:
+    """Add one FeedbackSpanProcessor to ``provider`` unless it has one from here already."""
+    with _attach_lock:
+        existing = _attached.get(provider)
+        if existing is not None:
+            logger.debug("Feedback export is already set up on %r", provider)
+            return existing
+        chosen = _exporters(exporters, provider.resource)
+        if not chosen:
+            logger.debug("No feedback exporter chosen; feedback stays on the span events")
+            return None
+        options = env.processor_options()
+        processor = FeedbackSpanProcessor(
+            chosen,
+            max_queue_size=options.max_queue_size,
+            max_export_batch_size=options.max_export_batch_size,
+            schedule_delay_millis=options.schedule_delay_millis,
+            export_timeout_millis=options.export_timeout_millis,
+        )
+        provider.add_span_processor(processor)
+        _attached[provider] = processor
+        return processor
+
+
+def detach(provider: TracerProvider) -> None:
+    """Stop the processor set up on ``provider`` here (the SDK cannot remove it)."""
+    with _attach_lock:
+        processor = _attached.pop(provider, None)
+    if processor is not None:
+        processor.shutdown()
+
+
+def _global_sdk_provider() -> TracerProvider | None:
+    provider = trace.get_tracer_provider()
+    return provider if isinstance(provider, TracerProvider) else None
+
+
+def _exporters(specs: Sequence[ExporterSpec] | None, resource: Resource) -> list[FeedbackExporter]:
+    if specs is None:
+        return exporters_from_names(env.exporter_names(), resource)
+    if isinstance(specs, str):
+        specs = [specs]
+    built: list[FeedbackExporter] = []
+    for spec in specs:
+        if isinstance(spec, FeedbackExporter):
+            built.append(spec)
+        elif spec == "none":
+            continue
+        elif spec in _FACTORIES:
+            built.extend(exporters_from_names((spec,), resource))
+        else:
+            names = ", ".join((*_FACTORIES, "none"))
+            raise ValueError(f"exporters: unknown exporter {spec!r}; expected one of {names}")
+    return built
+
+
+def exporters_from_names(names: Sequence[str], resource: Resource) -> list[FeedbackExporter]:
+    """Build the exporters called ``names``; one that fails to build is skipped and logged."""
+    built: list[FeedbackExporter] = []
+    for name in names:
+        try:
+            built.append(_FACTORIES[name](resource))
+        except Exception:  # noqa: BLE001 - a bad exporter setting must not stop the app
+            logger.warning("Could not create the %r feedback exporter", name, exc_info=True)
+    return built
+
+
+_FACTORIES: dict[str, Callable[[Resource], FeedbackExporter]] = {
+    "otlp": lambda resource: OTLPFeedbackExporter(resource=resource),
+    "console": lambda _resource: ConsoleFeedbackExporter(),
+    "jsonl": lambda _resource: JsonlFeedbackExporter(env.jsonl_path()),
+}
+
+
+def _provider_from_environment() -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create())
+    span_exporter = _span_exporter_from_environment()
+    if span_exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    return provider
+
+
+def _span_exporter_from_environment() -> SpanExporter | None:
+    name = env.traces_exporter_name()
+    if name == "none":
+        return None
+    if name == "console":
+        return ConsoleSpanExporter()
+    if env.otlp_traces_protocol() == env.PROTOCOL_GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    return HttpSpanExporter()
