@@ -16,7 +16,7 @@ no code at all::
 """
 
 from otel_feedback._configure import configure
-from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
 from otel_feedback._exporters import (
     ConsoleFeedbackExporter,
     FeedbackExporter,
@@ -29,6 +29,7 @@ from otel_feedback._model import Feedback, FeedbackCategory, FeedbackConfig, Fee
 from otel_feedback._otlp import OTLPFeedbackExporter
 from otel_feedback._processor import FeedbackSpanProcessor
 from otel_feedback._record import record_feedback
+from otel_feedback._tokens import create_feedback_token, record_feedback_from_token
 from otel_feedback._version import __version__
 
 __all__ = [
@@ -41,11 +42,14 @@ __all__ = [
     "FeedbackInstrumentor",
     "FeedbackSource",
     "FeedbackSpanProcessor",
+    "FeedbackTokenError",
     "InMemoryFeedbackExporter",
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
     "__version__",
     "configure",
+    "create_feedback_token",
     "record_feedback",
+    "record_feedback_from_token",
 ]

@@ -28,18 +28,22 @@ __all__ = [
     "EXPORTER_NAMES",
     "OTEL_PYTHON_FEEDBACK_EXPORTER",
     "OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT",
+    "OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING",
     "OTEL_PYTHON_FEEDBACK_JSONL_PATH",
     "OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE",
     "OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE",
     "OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY",
+    "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET",
     "PROTOCOLS",
     "ProcessorOptions",
     "exporter_names",
+    "follow_trace_sampling",
     "jsonl_path",
     "otlp_logs_protocol",
     "otlp_traces_protocol",
     "processor_options",
     "sdk_disabled",
+    "token_secret",
     "traces_exporter_name",
 ]
 
@@ -80,6 +84,16 @@ OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT: Final = "OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOU
 Default: ``OTEL_BLRP_EXPORT_TIMEOUT``, else 30000.
 """
 
+OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING: Final = "OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING"
+"""``true``: feedback on a trace that was sampled out is dropped like its spans.
+
+Default ``false``: feedback is rarer and more precious than spans, so it is exported even when
+its trace was not recorded.
+"""
+
+OTEL_PYTHON_FEEDBACK_TOKEN_SECRET: Final = "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET"  # noqa: S105
+"""The secret that signs and verifies feedback tokens (at least 16 bytes). No default."""
+
 PROTOCOL_HTTP_PROTOBUF: Final = "http/protobuf"
 PROTOCOL_GRPC: Final = "grpc"
 PROTOCOLS: Final = (PROTOCOL_HTTP_PROTOBUF, PROTOCOL_GRPC)
@@ -103,6 +117,26 @@ def _bad_value(name: str, raw: str, expected: str, default: object) -> None:
 def sdk_disabled() -> bool:
     """``OTEL_SDK_DISABLED=true``, read as the SDK reads it."""
     return os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true"
+
+
+def follow_trace_sampling() -> bool:
+    """``OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING``: ``true`` or ``false``."""
+    raw = os.environ.get(OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING, "").strip()
+    if raw.lower() in ("", "false"):
+        return False
+    if raw.lower() == "true":
+        return True
+    _bad_value(OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING, raw, "true or false", "false")
+    return False
+
+
+def token_secret() -> bytes | None:
+    """``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET`` as bytes, or ``None`` when unset.
+
+    Never logged: a bad secret is reported by name only, by the token module.
+    """
+    raw = os.environ.get(OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, "")
+    return raw.encode() if raw else None
 
 
 def otlp_logs_protocol() -> str:

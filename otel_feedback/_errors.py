@@ -4,11 +4,12 @@ Hierarchy::
 
     ValueError
     └── InvalidFeedbackError    bad input to record_feedback(); names the field
+        └── FeedbackTokenError  a feedback token or its secret was refused
 """
 
 from __future__ import annotations
 
-__all__ = ["InvalidFeedbackError"]
+__all__ = ["FeedbackTokenError", "InvalidFeedbackError"]
 
 
 class InvalidFeedbackError(ValueError):
@@ -22,3 +23,11 @@ class InvalidFeedbackError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class FeedbackTokenError(InvalidFeedbackError):
+    """A feedback token was refused, or no usable secret is configured.
+
+    Refused tokens are garbled, truncated, tampered with, signed with another secret,
+    expired, or used for a key they do not allow. The message never contains the secret.
+    """

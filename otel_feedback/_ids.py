@@ -8,19 +8,26 @@ here means a run exported over OTLP and the feedback about it always agree.
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from otel_feedback._errors import InvalidFeedbackError
 
 __all__ = [
+    "IdLike",
     "as_uuid",
-    "span_id_from_uuid",
-    "trace_id_from_uuid",
+    "parse_span_id",
+    "parse_trace_id",
     "uuid_from_span_id",
     "uuid_from_trace_id",
 ]
 
+_MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+IdLike = int | str | UUID
+"""An OTel id as users hold it: an int, hex digits, or a LangSmith UUID."""
 
 
 def uuid_from_trace_id(trace_id: int) -> UUID:
@@ -31,25 +38,6 @@ def uuid_from_trace_id(trace_id: int) -> UUID:
 def uuid_from_span_id(span_id: int) -> UUID:
     """The LangSmith ``run_id`` of an OTel span id."""
     return UUID(int=span_id)
-
-
-def trace_id_from_uuid(value: UUID) -> int:
-    """The OTel trace id behind a LangSmith ``trace_id``."""
-    return value.int
-
-
-def span_id_from_uuid(value: UUID, *, field: str = "run_id") -> int:
-    """The OTel span id behind a LangSmith ``run_id``.
-
-    Raises:
-        InvalidFeedbackError: the UUID does not come from a span id (its upper 8 bytes
-            are not zero), so no OTel span can be its run.
-    """
-    if value.int > _MAX_SPAN_ID:
-        raise InvalidFeedbackError(
-            field, f"{value} is not an OpenTelemetry span id (its first 8 bytes must be zero)"
-        )
-    return value.int
 
 
 def as_uuid(value: object, field: str) -> UUID:
@@ -68,3 +56,45 @@ def as_uuid(value: object, field: str) -> UUID:
     raise InvalidFeedbackError(
         field, f"must be a UUID or a UUID string, got {type(value).__name__}"
     )
+
+
+def parse_trace_id(value: object, field: str) -> int:
+    """A 128-bit trace id from an int, 32 hex digits, or a UUID (as LangSmith writes it)."""
+    return _parse_id(value, field, bits=128)
+
+
+def parse_span_id(value: object, field: str) -> int:
+    """A 64-bit span id from an int, 16 hex digits, or a LangSmith run UUID."""
+    return _parse_id(value, field, bits=64)
+
+
+def _parse_id(value: object, field: str, *, bits: int) -> int:
+    digits = bits // 4
+    maximum = _MAX_TRACE_ID if bits == 128 else _MAX_SPAN_ID
+    number: int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, UUID):
+        number = value.int
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) == 36 and text.count("-") == 4:
+            try:
+                number = UUID(text).int
+            except ValueError:
+                number = None
+        elif _HEX.fullmatch(text) and len(text) in (digits, 32):
+            number = int(text, 16)
+    if number is None:
+        raise InvalidFeedbackError(
+            field, f"must be an int, {digits} hex digits or a UUID, got {value!r}"
+        )
+    if number == 0:
+        raise InvalidFeedbackError(field, "must not be all zeros")
+    if not 0 < number <= maximum:
+        raise InvalidFeedbackError(
+            field, f"out of the {bits}-bit range of OpenTelemetry ids: {value!r}"
+        )
+    return number

@@ -3,17 +3,19 @@
 A span keeps at most ``OTEL_SPAN_EVENT_COUNT_LIMIT`` events and silently evicts the oldest,
 and span limits may truncate attribute values. Each live processor therefore also keeps the
 records made on a span it may see end, keyed by the span's ids, and takes them back in
-``on_end``: the record survives whatever happens to its event.
+``on_end``: the record survives whatever happens to its event. The live processors are
+also where feedback goes directly when no span can carry it.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from otel_feedback._log import warn_once
 from otel_feedback._model import Feedback
 
-__all__ = ["PendingRecords", "live_registries", "register", "unregister"]
+__all__ = ["FeedbackSink", "PendingRecords", "live_sinks", "register", "unregister"]
 
 SpanKey = tuple[int, int]
 
@@ -56,22 +58,32 @@ class PendingRecords:
         return len(self._by_span)
 
 
+class FeedbackSink(Protocol):
+    """What record_feedback hands records to: each live FeedbackSpanProcessor."""
+
+    def _keep_aside(self, trace_id: int, span_id: int, record: Feedback) -> None:
+        """Keep ``record`` until the span (trace_id, span_id) ends here."""
+
+    def _submit(self, record: Feedback) -> None:
+        """Export ``record`` with no span to carry it."""
+
+
 # Copy-on-write tuple: record_feedback iterates it without taking a lock.
-_live: tuple[PendingRecords, ...] = ()
+_live: tuple[FeedbackSink, ...] = ()
 _live_lock = threading.Lock()
 
 
-def live_registries() -> tuple[PendingRecords, ...]:
+def live_sinks() -> tuple[FeedbackSink, ...]:
     return _live
 
 
-def register(registry: PendingRecords) -> None:
+def register(sink: FeedbackSink) -> None:
     global _live  # noqa: PLW0603
     with _live_lock:
-        _live = (*_live, registry)
+        _live = (*_live, sink)
 
 
-def unregister(registry: PendingRecords) -> None:
+def unregister(sink: FeedbackSink) -> None:
     global _live  # noqa: PLW0603
     with _live_lock:
-        _live = tuple(r for r in _live if r is not registry)
+        _live = tuple(s for s in _live if s is not sink)

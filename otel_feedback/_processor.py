@@ -102,7 +102,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._dropped = 0
         self._is_shutdown = False
         self._init_worker()
-        register(self._pending)
+        register(self)
         # Like the SDK's batch processors: a forked child gets a fresh lock, queue and thread.
         reinit = weakref.WeakMethod(self._init_worker)
         os.register_at_fork(after_in_child=lambda: (m := reinit()) and m())
@@ -120,6 +120,13 @@ class FeedbackSpanProcessor(SpanProcessor):
     def dropped_records(self) -> int:
         """Records lost so far: refused by the full queue, or failed by an exporter."""
         return self._dropped
+
+    def _keep_aside(self, trace_id: int, span_id: int, record: Feedback) -> None:
+        self._pending.add((trace_id, span_id), record)
+
+    def _submit(self, record: Feedback) -> None:
+        if not self._is_shutdown:
+            self._enqueue([record])
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""
@@ -241,7 +248,7 @@ class FeedbackSpanProcessor(SpanProcessor):
             self._is_shutdown = True
             self._condition.notify()
         self._worker.join(self._timeout_millis / 1000)
-        unregister(self._pending)
+        unregister(self)
         for exporter in self._exporters:
             try:
                 exporter.shutdown()

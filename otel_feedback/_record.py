@@ -14,17 +14,19 @@ from opentelemetry import trace
 from pydantic import ValidationError
 
 from otel_feedback._attributes import EVENT_NAME
+from otel_feedback._carrier import deliver_remote
 from otel_feedback._codec import datetime_from_ns, encode
 from otel_feedback._environment import sdk_disabled
 from otel_feedback._errors import InvalidFeedbackError
-from otel_feedback._ids import as_uuid, uuid_from_span_id, uuid_from_trace_id
+from otel_feedback._ids import IdLike, as_uuid, uuid_from_span_id, uuid_from_trace_id
 from otel_feedback._log import warn_once
 from otel_feedback._model import Feedback, FeedbackConfig, invalid_feedback
-from otel_feedback._pending import live_registries
+from otel_feedback._pending import live_sinks
+from otel_feedback._target import Remote, SpanLike, current_target, resolve_target
 
 __all__ = ["record_feedback"]
 
-IdLike = UUID | str
+UUIDLike = UUID | str
 
 # Record fields that users set through an argument of another name.
 _ARGUMENT_OF_FIELD = {
@@ -43,28 +45,41 @@ def record_feedback(
     correction: dict[str, Any] | str | None = None,
     source_info: Mapping[str, Any] | None = None,
     feedback_source_type: str | Enum = "api",
-    source_run_id: IdLike | None = None,
-    feedback_id: IdLike | None = None,
+    source_run_id: UUIDLike | None = None,
+    feedback_id: UUIDLike | None = None,
     feedback_config: FeedbackConfig | Mapping[str, Any] | None = None,
-    comparative_experiment_id: IdLike | None = None,
-    feedback_group_id: IdLike | None = None,
+    comparative_experiment_id: UUIDLike | None = None,
+    feedback_group_id: UUIDLike | None = None,
     extra: dict[str, Any] | None = None,
     error: bool | None = None,
-    session_id: IdLike | None = None,
+    session_id: UUIDLike | None = None,
     start_time: datetime | None = None,
-    user_id: IdLike | None = None,
+    user_id: UUIDLike | None = None,
+    span: SpanLike | None = None,
+    trace_id: IdLike | None = None,
+    run_id: IdLike | None = None,
+    traceparent: str | None = None,
 ) -> Feedback | None:
-    """Record feedback on the current span.
+    """Record feedback on the current span, or on any run given by reference.
 
-    The parameters are those of LangSmith's ``Client.create_feedback``. The record becomes
-    one ``gen_ai.evaluation.result`` event on the current span, and a
-    :class:`FeedbackSpanProcessor` exports it when the span ends. Its ``trace_id`` and
-    ``run_id`` are the span's trace id and span id read as UUIDs. No I/O happens here.
+    The parameters are those of LangSmith's ``Client.create_feedback``. The record's
+    ``trace_id`` and ``run_id`` are the judged span's trace id and span id read as UUIDs. No
+    I/O happens here: a :class:`FeedbackSpanProcessor` exports the record in the background.
+
+    - On a recording span (the current one by default): one ``gen_ai.evaluation.result``
+      event on it, exported when the span ends.
+    - On a run that has ended or lives elsewhere (``span=``, ``trace_id=``/``run_id=``,
+      ``traceparent=``): a short ``feedback <key>`` carrier span whose parent is the judged
+      span, carrying the same event; the record keeps the judged run's ids.
+    - On a trace that is not recorded (sampled out): the record goes to the processors
+      directly, unless ``OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING=true``.
 
     Example::
 
         with tracer.start_as_current_span("answer_question"):
             record_feedback("correctness", score=1, comment="matches the reference")
+
+        record_feedback("user_rating", score=0, traceparent=request.headers["traceparent"])
 
     Args:
         key: the metric's name, e.g. ``"correctness"``.
@@ -86,21 +101,41 @@ def record_feedback(
         session_id: the tracing project of the run, when known.
         start_time: the evaluated run's start time.
         user_id: the person who gave the feedback (``feedback_source.user_id``).
+        span: the judged span: a ``Span`` (open or ended), a ``ReadableSpan``, or a
+            ``SpanContext``.
+        trace_id: the judged trace: an int, 32 hex digits, or a UUID as LangSmith gives
+            it. Alone, the feedback is about the whole trace (``run_id`` empty).
+        run_id: the judged span within ``trace_id``: an int, 16 hex digits, or a LangSmith
+            run UUID (``UUID(int=span_id)``).
+        traceparent: the judged span as a W3C ``traceparent`` header value.
 
     Returns:
-        The record that will be exported, or ``None`` when no recording span is current
-        (a warning is logged once) or ``OTEL_SDK_DISABLED`` is true (silently).
+        The record that will be exported; ``None`` when there is no run to attach it to
+        (no target and no current span: a warning is logged once), when
+        ``OTEL_SDK_DISABLED`` is true (silently), or when it follows its trace's sampling.
 
     Raises:
-        InvalidFeedbackError: a ``ValueError`` naming the bad argument and the reason.
+        InvalidFeedbackError: a ``ValueError`` naming the bad argument and the reason:
+            bad values, malformed or all-zero ids, or conflicting targets.
     """
-    span = trace.get_current_span()
-    context = span.get_span_context()
-    recording = span.is_recording()
+    if span is None and trace_id is None and run_id is None and traceparent is None:
+        target = current_target()
+    else:
+        target = None if sdk_disabled() else resolve_target(span, trace_id, run_id, traceparent)
+        if target is None:
+            return None
+    live = isinstance(target, trace.Span)
     # Only a span that does not record can come from a disabled SDK: the check costs the
     # recording path nothing.
-    if not recording and sdk_disabled():
+    if not live and sdk_disabled():
         return None
+    if isinstance(target, Remote):
+        judged_trace, judged_span = target.trace_id, target.span_id
+    elif target is not None:
+        context = target.get_span_context()
+        judged_trace, judged_span = context.trace_id, context.span_id
+    else:
+        judged_trace = judged_span = 0
     now_ns = time.time_ns() // 1000 * 1000  # the record keeps microseconds: stay exact
     created_at = datetime_from_ns(now_ns)
     if isinstance(feedback_source_type, Enum):
@@ -109,8 +144,8 @@ def record_feedback(
         "id": uuid.uuid4() if feedback_id is None else as_uuid(feedback_id, "feedback_id"),
         "created_at": created_at,
         "modified_at": created_at,
-        "trace_id": uuid_from_trace_id(context.trace_id) if recording else None,
-        "run_id": uuid_from_span_id(context.span_id) if recording else None,
+        "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
+        "run_id": uuid_from_span_id(judged_span) if judged_span else None,
         "key": key,
         "score": score,
         "value": value,
@@ -129,28 +164,29 @@ def record_feedback(
         record = Feedback.model_validate(fields)
     except ValidationError as exc:
         raise invalid_feedback(exc, rename=_ARGUMENT_OF_FIELD) from None
-    # Validated first, recording checked second: a bad call fails the same way whether or
-    # not its trace was sampled, so bugs do not hide behind sampling.
-    if not recording:
+    # Validated first, delivered second: a bad call fails the same way whether or not its
+    # trace was sampled, so bugs do not hide behind sampling.
+    if target is None:
         warn_once(
             "no-recording-span",
-            "record_feedback(%r) was called with no recording span current; the feedback "
-            "was not recorded",
+            "record_feedback(%r) was called with no span current and no run given; the "
+            "feedback was not recorded",
             key,
         )
         return None
-    span.add_event(EVENT_NAME, encode(record), timestamp=now_ns)
-    span_key = (context.trace_id, context.span_id)
-    for registry in live_registries():
-        registry.add(span_key, record)
+    if isinstance(target, Remote):
+        return deliver_remote(record, target, now_ns)
+    target.add_event(EVENT_NAME, encode(record), timestamp=now_ns)
+    for sink in live_sinks():
+        sink._keep_aside(judged_trace, judged_span, record)  # noqa: SLF001
     return record
 
 
 def _source(
     source_type: object,
     source_info: Mapping[str, Any] | None,
-    source_run_id: IdLike | None,
-    user_id: IdLike | None,
+    source_run_id: UUIDLike | None,
+    user_id: UUIDLike | None,
 ) -> dict[str, Any]:
     if source_info is not None and not isinstance(source_info, Mapping):
         raise InvalidFeedbackError(

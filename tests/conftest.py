@@ -4,11 +4,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
+from opentelemetry.util._once import Once
 
 from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter
 from otel_feedback._log import reset_warnings
@@ -53,3 +55,21 @@ def pipeline() -> Iterator[Pipeline]:
 def receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as started:
         yield started
+
+
+def _reset_global_tracer_provider() -> None:
+    # The API sets the global provider once per process; tests that need carriers on a
+    # fresh provider each reset it, as opentelemetry-python's own test utilities do.
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+
+
+@pytest.fixture
+def global_pipeline() -> Iterator[Pipeline]:
+    """A pipeline whose provider is the global one, so carrier spans land in it."""
+    built = make_pipeline()
+    _reset_global_tracer_provider()
+    trace.set_tracer_provider(built.provider)
+    yield built
+    built.provider.shutdown()
+    _reset_global_tracer_provider()

@@ -18,7 +18,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback import _attributes as a
-from otel_feedback._pending import live_registries
+from otel_feedback._pending import live_sinks
 from tests.conftest import Pipeline, make_pipeline
 
 
@@ -244,7 +244,7 @@ def test_shutdown_exports_what_is_queued_and_stops() -> None:
         record = record_feedback("k", score=1)
     provider.shutdown()
     assert exporter.get_finished_feedback() == (record,)
-    assert processor._pending not in live_registries()
+    assert processor not in live_sinks()
     with tracer.start_as_current_span("late"):
         record_feedback("k", score=2)
     assert processor.force_flush()

@@ -14,13 +14,16 @@ PUBLIC = [
     "FeedbackInstrumentor",
     "FeedbackSource",
     "FeedbackSpanProcessor",
+    "FeedbackTokenError",
     "InMemoryFeedbackExporter",
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
     "__version__",
     "configure",
+    "create_feedback_token",
     "record_feedback",
+    "record_feedback_from_token",
 ]
 
 
@@ -50,11 +53,9 @@ def test_the_signature_follows_langsmith_create_feedback() -> None:
     ours = set(inspect.signature(otel_feedback.record_feedback).parameters)
     theirs = set(inspect.signature(Client.create_feedback).parameters)
     # Transport and addressing options of the REST client have no meaning here: the span
-    # is the address and OTLP is the transport.
+    # is the address and OTLP is the transport. Ours adds other ways to name the run.
     not_ours = {
         "self",
-        "run_id",
-        "trace_id",
         "project_id",
         "stop_after_attempt",
         "kwargs",
@@ -62,4 +63,4 @@ def test_the_signature_follows_langsmith_create_feedback() -> None:
         "extend_trace_retention",
     }
     assert theirs - not_ours <= ours
-    assert ours - theirs == {"user_id"}
+    assert ours - theirs == {"user_id", "span", "traceparent"}

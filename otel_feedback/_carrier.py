@@ -1,0 +1,91 @@
+"""Feedback about a run that no live span here can take: a carrier span, or straight out.
+
+A run that has ended, or lives in another process, gets a short carrier span named
+``feedback <key>`` whose parent is the judged span (a remote parent) and which links to it,
+carrying the same ``gen_ai.evaluation.result`` event plus the target's ids. Trace-only
+backends then show the late feedback inside the original trace, under the run it judges.
+When no span can be recorded at all (the trace was sampled out, no SDK is set up), the record
+goes straight to the live processors: feedback is rarer and more precious than spans.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+from otel_feedback import _attributes as a
+from otel_feedback._codec import encode
+from otel_feedback._environment import follow_trace_sampling
+from otel_feedback._log import logger, warn_once
+from otel_feedback._model import Feedback
+from otel_feedback._pending import live_sinks
+from otel_feedback._target import Remote
+from otel_feedback._version import __version__
+
+__all__ = ["deliver_remote"]
+
+_SPAN_ID_MASK = (1 << 64) - 1
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_tracer_of: tuple[object, trace.Tracer] | None = None
+
+
+def _tracer() -> trace.Tracer:
+    # The tracer of the global provider as it is now: a proxy tracer would stay bound to the
+    # first provider it saw, and carriers must follow the provider that is set.
+    global _tracer_of  # noqa: PLW0603
+    provider = trace.get_tracer_provider()
+    cached = _tracer_of
+    if cached is None or cached[0] is not provider:
+        cached = _tracer_of = (provider, provider.get_tracer("otel_feedback", __version__))
+    return cached[1]
+
+
+def deliver_remote(record: Feedback, target: Remote, timestamp_ns: int) -> Feedback | None:
+    """Send ``record`` about ``target`` on a carrier span, else directly; None if dropped."""
+    if target.sampled and _carry(record, target, timestamp_ns):
+        return record
+    if follow_trace_sampling():
+        logger.debug("Feedback %r on a trace that is not recorded was dropped", record.key)
+        return None
+    sinks = live_sinks()
+    if not sinks:
+        warn_once(
+            "no-sink",
+            "Feedback %r could not be exported: no span records it and no "
+            "FeedbackSpanProcessor is set up (see otel_feedback.configure())",
+            record.key,
+        )
+        return None
+    for sink in sinks:
+        sink._submit(record)  # noqa: SLF001 - the sink protocol of this package
+    return record
+
+
+def whole_trace_parent(trace_id: int) -> int:
+    """The parent span id that stands for a whole trace: derived, stable, never zero."""
+    return (trace_id & _SPAN_ID_MASK) or 1
+
+
+def _carry(record: Feedback, target: Remote, timestamp_ns: int) -> bool:
+    judged = target.span_id or whole_trace_parent(target.trace_id)
+    parent = SpanContext(target.trace_id, judged, is_remote=True, trace_flags=_SAMPLED)
+    carrier = _tracer().start_span(
+        f"feedback {record.key}",
+        context=trace.set_span_in_context(NonRecordingSpan(parent)),
+        kind=SpanKind.INTERNAL,
+        attributes={a.ATTR_KEY: record.key},
+        # Feedback on a whole trace has no run to link to: the parent id is a stand-in.
+        links=[Link(parent)] if target.span_id else None,
+        start_time=timestamp_ns,
+    )
+    if not carrier.is_recording():
+        return False
+    attributes = encode(record)
+    attributes[a.ATTR_TRACE_ID] = f"{target.trace_id:032x}"
+    attributes[a.ATTR_RUN_ID] = f"{target.span_id:016x}" if target.span_id else ""
+    carrier.add_event(a.EVENT_NAME, attributes, timestamp=timestamp_ns)
+    context = carrier.get_span_context()
+    for sink in live_sinks():
+        sink._keep_aside(context.trace_id, context.span_id, record)  # noqa: SLF001
+    carrier.end()
+    return True

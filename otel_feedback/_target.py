@@ -1,0 +1,135 @@
+"""Which run a piece of feedback is about: the current span, a span, ids, or a traceparent."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+
+from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._ids import IdLike, parse_span_id, parse_trace_id
+
+__all__ = ["Remote", "SpanLike", "Target", "current_target", "resolve_target"]
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A run known by its ids only: ended, in another process, or not recorded here.
+
+    ``span_id`` 0 means the whole trace. ``sampled`` is the trace's sampling decision when
+    known (from a SpanContext or traceparent); ids alone are taken as sampled.
+    """
+
+    trace_id: int
+    span_id: int
+    sampled: bool
+
+
+# A recording span to put the event on, a run known by ids, or nothing to attach to.
+Target = trace.Span | Remote | None
+
+
+SpanLike = trace.Span | trace.SpanContext | ReadableSpan
+"""The judged span: live or ended, or as exporters hold it, or just its context."""
+
+
+def resolve_target(
+    span: SpanLike | None,
+    trace_id: IdLike | None,
+    run_id: IdLike | None,
+    traceparent: str | None,
+) -> Target:
+    """The run the caller means; with no argument given, the current span's.
+
+    Raises:
+        InvalidFeedbackError: conflicting targets, or a malformed or all-zero id.
+    """
+    given = [
+        name
+        for name, value in (("span", span), ("trace_id", trace_id), ("traceparent", traceparent))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise InvalidFeedbackError(
+            given[1], f"cannot be combined with {given[0]}: give the run one way only"
+        )
+    if run_id is not None and trace_id is None:
+        field = given[0] if given else "trace_id"
+        reason = (
+            "cannot be combined with run_id: give the run one way only"
+            if given
+            else "is required with run_id: OpenTelemetry places feedback inside its trace"
+        )
+        raise InvalidFeedbackError(field, reason)
+    if trace_id is not None:
+        span_id = 0 if run_id is None else parse_span_id(run_id, "run_id")
+        return _prefer_current(Remote(parse_trace_id(trace_id, "trace_id"), span_id, True))
+    if traceparent is not None:
+        return _prefer_current(_parse_traceparent(traceparent))
+    if span is None:
+        return current_target()
+    if isinstance(span, trace.SpanContext):
+        if not span.is_valid:
+            raise InvalidFeedbackError("span", "the SpanContext is not valid (all-zero ids)")
+        return _prefer_current(_remote_of(span))
+    if isinstance(span, trace.Span) and span.is_recording():
+        return span
+    # An ended SDK span, or a ReadableSpan as exporters and evaluators hold them.
+    get_context = getattr(span, "get_span_context", None)
+    context = get_context() if callable(get_context) else None
+    if not isinstance(context, trace.SpanContext):
+        raise InvalidFeedbackError(
+            "span", f"must be a Span, a ReadableSpan or a SpanContext, got {type(span).__name__}"
+        )
+    if not context.is_valid:
+        raise InvalidFeedbackError("span", "the span has no valid SpanContext")
+    return _remote_of(context)
+
+
+def current_target() -> Target:
+    """The current span when it records, else its ids when it has any."""
+    current = trace.get_current_span()
+    return current if current.is_recording() else _remote_of(current.get_span_context())
+
+
+def _remote_of(context: trace.SpanContext) -> Remote | None:
+    if not context.is_valid:
+        return None
+    return Remote(context.trace_id, context.span_id, context.trace_flags.sampled)
+
+
+def _prefer_current(target: Remote | None) -> Target:
+    # Feedback aimed by reference at the span that is current and recording goes straight
+    # onto it, like feedback on the current span.
+    if target is None or not target.span_id:
+        return target
+    current = trace.get_current_span()
+    context = current.get_span_context()
+    if (
+        context.span_id == target.span_id
+        and context.trace_id == target.trace_id
+        and current.is_recording()
+    ):
+        return current
+    return target
+
+
+def _parse_traceparent(value: object) -> Remote:
+    if not isinstance(value, str):
+        raise InvalidFeedbackError("traceparent", f"must be a string, got {type(value).__name__}")
+    match = _TRACEPARENT.fullmatch(value.strip())
+    if match is None:
+        raise InvalidFeedbackError(
+            "traceparent", f"not a W3C traceparent (version-traceid-spanid-flags): {value!r}"
+        )
+    version, trace_hex, span_hex, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        raise InvalidFeedbackError("traceparent", f"unsupported version or format: {value!r}")
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        raise InvalidFeedbackError("traceparent", "must not have an all-zero trace or span id")
+    return Remote(trace_id, span_id, bool(int(flags, 16) & 1))

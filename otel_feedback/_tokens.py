@@ -1,0 +1,211 @@
+"""Signed feedback tokens: an end user may give feedback on exactly one run, and no other.
+
+A token is ``base64url(payload || tag)`` without padding, where the payload is the version
+byte, the 16-byte trace id, the 8-byte span id (zero: the whole trace), the expiry as 8-byte
+Unix seconds and the allowed key in UTF-8 (empty: any key), and the tag is the first 16 bytes
+of HMAC-SHA256(secret, payload). Any process that shares the secret can mint and check them;
+no server keeps state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import struct
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
+from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
+from otel_feedback._ids import IdLike
+from otel_feedback._model import Feedback
+from otel_feedback._record import record_feedback
+from otel_feedback._target import Remote, SpanLike, resolve_target
+
+__all__ = ["create_feedback_token", "record_feedback_from_token"]
+
+_VERSION = 1
+_HEAD = struct.Struct(">B16s8sQ")
+_TAG_BYTES = 16
+_MIN_SECRET_BYTES = 16
+_MAX_KEY_BYTES = 256
+# The clock, as a name the tests can replace.
+_now = time.time
+
+
+def create_feedback_token(
+    *,
+    span: SpanLike | None = None,
+    trace_id: IdLike | None = None,
+    run_id: IdLike | None = None,
+    key: str | None = None,
+    expires_in: timedelta = timedelta(hours=3),
+    secret: str | bytes | None = None,
+) -> str:
+    """A URL-safe token that lets its holder give feedback on one run, until it expires.
+
+    Mint it where the run happens (by default for the current span) and hand it to the
+    client with the answer; :func:`record_feedback_from_token` accepts it later, in any
+    process that shares the secret.
+
+    Example::
+
+        with tracer.start_as_current_span("answer"):
+            token = create_feedback_token(key="user_rating")
+
+    Args:
+        span: the run, as a ``Span`` or ``SpanContext``; default the current span.
+        trace_id: the run's trace (instead of ``span``); alone, the whole trace.
+        run_id: the run's span within ``trace_id``.
+        key: the only feedback key the token allows; ``None`` allows any.
+        expires_in: how long the token is valid.
+        secret: the signing secret (16 bytes or more); default
+            ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
+
+    Raises:
+        FeedbackTokenError: no secret, or one that is too short.
+        InvalidFeedbackError: no run to bind, a bad id, key or ``expires_in``.
+    """
+    signing_key = _secret(secret)
+    target = resolve_target(span, trace_id, run_id, None)
+    if target is None:
+        raise InvalidFeedbackError(
+            "span", "no run to bind: no span is current and no span or ids were given"
+        )
+    if not isinstance(target, Remote):
+        context = target.get_span_context()
+        target = Remote(context.trace_id, context.span_id, context.trace_flags.sampled)
+    if not isinstance(expires_in, timedelta) or expires_in <= timedelta(0):
+        raise InvalidFeedbackError(
+            "expires_in", f"must be a positive timedelta, got {expires_in!r}"
+        )
+    key_bytes = b"" if key is None else _key_bytes(key)
+    expires = int(_now() + expires_in.total_seconds())
+    payload = _HEAD.pack(
+        _VERSION,
+        target.trace_id.to_bytes(16, "big"),
+        target.span_id.to_bytes(8, "big"),
+        expires,
+    )
+    payload += key_bytes
+    return base64.urlsafe_b64encode(payload + _tag(signing_key, payload)).rstrip(b"=").decode()
+
+
+def record_feedback_from_token(
+    token: str,
+    *,
+    key: str | None = None,
+    score: bool | int | float | None = None,
+    value: bool | int | float | str | dict[str, Any] | None = None,
+    comment: str | None = None,
+    correction: dict[str, Any] | str | None = None,
+    secret: str | bytes | None = None,
+) -> Feedback | None:
+    """Record an end user's feedback on the run a token was minted for.
+
+    The token is checked (signature in constant time, then expiry and key) before anything
+    is recorded; the feedback then goes to its run like ``record_feedback(trace_id=...,
+    run_id=...)``, with ``feedback_source.type`` ``"app"``.
+
+    Example::
+
+        record_feedback_from_token(body["token"], score=body["score"], comment=body["comment"])
+
+    Args:
+        token: as made by :func:`create_feedback_token`.
+        key: the feedback key; default (and the only one allowed) the token's own.
+        score: as for ``record_feedback``.
+        value: as for ``record_feedback``.
+        comment: as for ``record_feedback``.
+        correction: as for ``record_feedback``.
+        secret: the verifying secret; default ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
+
+    Returns:
+        The record, or ``None`` when nothing is recorded (``OTEL_SDK_DISABLED``).
+
+    Raises:
+        FeedbackTokenError: the token is garbled, truncated, tampered with, signed with
+            another secret, or expired; the key is not the one it allows; no secret.
+        InvalidFeedbackError: bad feedback values, as for ``record_feedback``.
+    """
+    trace_id, span_id, allowed_key = _verify(token, _secret(secret))
+    if allowed_key is not None and key is not None and key != allowed_key:
+        raise FeedbackTokenError("key", f"the token allows only the key {allowed_key!r}")
+    chosen = key if key is not None else allowed_key
+    if chosen is None:
+        raise InvalidFeedbackError("key", "required: the token allows any key but names none")
+    return record_feedback(
+        chosen,
+        score=score,
+        value=value,
+        comment=comment,
+        correction=correction,
+        feedback_source_type="app",
+        trace_id=trace_id,
+        run_id=span_id or None,
+    )
+
+
+def _verify(token: object, signing_key: bytes) -> tuple[int, int, str | None]:
+    if not isinstance(token, str) or not token.isascii():
+        raise FeedbackTokenError("token", "must be a string of URL-safe base64")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise FeedbackTokenError("token", "garbled: not URL-safe base64") from None
+    if len(raw) < _HEAD.size + _TAG_BYTES:
+        raise FeedbackTokenError("token", "truncated or garbled: too short")
+    payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
+    # The signature is checked before any field is trusted, in constant time.
+    if not hmac.compare_digest(tag, _tag(signing_key, payload)):
+        raise FeedbackTokenError(
+            "token", "signature does not match: tampered with, truncated, or another secret"
+        )
+    version, trace_bytes, span_bytes, expires = _HEAD.unpack_from(payload)
+    if version != _VERSION:
+        raise FeedbackTokenError("token", f"unknown token version {version}")
+    if _now() >= expires:
+        when = datetime.fromtimestamp(expires, tz=timezone.utc).isoformat()
+        raise FeedbackTokenError("token", f"expired at {when}")
+    key_bytes = payload[_HEAD.size :]
+    return (
+        int.from_bytes(trace_bytes, "big"),
+        int.from_bytes(span_bytes, "big"),
+        key_bytes.decode() if key_bytes else None,
+    )
+
+
+def _tag(signing_key: bytes, payload: bytes) -> bytes:
+    return hmac.new(signing_key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
+
+
+def _secret(secret: str | bytes | None) -> bytes:
+    # The secret itself never enters a message: only its name and its length do.
+    if secret is None:
+        from_env = token_secret()
+        if from_env is None:
+            raise FeedbackTokenError(
+                "secret", f"no secret: pass secret= or set {OTEL_PYTHON_FEEDBACK_TOKEN_SECRET}"
+            )
+        secret = from_env
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if not isinstance(secret, bytes):
+        raise FeedbackTokenError("secret", "must be str or bytes")
+    if len(secret) < _MIN_SECRET_BYTES:
+        raise FeedbackTokenError(
+            "secret", f"too short: {len(secret)} bytes, at least {_MIN_SECRET_BYTES} needed"
+        )
+    return secret
+
+
+def _key_bytes(key: object) -> bytes:
+    if not isinstance(key, str) or not key:
+        raise InvalidFeedbackError("key", f"must be a non-empty string, got {key!r}")
+    encoded = key.encode()
+    if len(encoded) > _MAX_KEY_BYTES:
+        raise InvalidFeedbackError("key", f"too long for a token: at most {_MAX_KEY_BYTES} bytes")
+    return encoded

@@ -1,0 +1,222 @@
+"""Signed feedback tokens: every way a token can be wrong is refused."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from otel_feedback import (
+    FeedbackTokenError,
+    InvalidFeedbackError,
+    _tokens,
+    create_feedback_token,
+    record_feedback_from_token,
+)
+from tests.conftest import Pipeline
+
+SECRET = "correct horse battery staple 42"
+OTHER_SECRET = "another secret, 16+ bytes long"
+TRACE = 0x0AF7651916CD43DD8448EB211C80319C
+SPAN = 0xB7AD6B7169203331
+
+
+def _token(**options: object) -> str:
+    return create_feedback_token(trace_id=TRACE, run_id=SPAN, secret=SECRET, **options)  # type: ignore[arg-type]
+
+
+def test_a_token_from_the_run_accepts_feedback_after_it_ended(global_pipeline: Pipeline) -> None:
+    with global_pipeline.tracer.start_as_current_span("answer") as span:
+        token = create_feedback_token(key="user_rating", secret=SECRET)
+    record = record_feedback_from_token(token, score=1, comment="great", secret=SECRET)
+    assert record is not None
+    ids = span.get_span_context()
+    assert record.trace_id == uuid.UUID(int=ids.trace_id)
+    assert record.run_id == uuid.UUID(int=ids.span_id)
+    assert record.key == "user_rating"
+    assert record.feedback_source is not None
+    assert record.feedback_source.type == "app"
+    global_pipeline.flush()
+    assert global_pipeline.feedback.get_finished_feedback() == (record,)
+    carriers = [s for s in global_pipeline.spans.get_finished_spans() if s.name.startswith("feed")]
+    assert carriers[0].parent is not None
+    assert carriers[0].parent.span_id == ids.span_id
+
+
+def test_tokens_are_compact_and_url_safe() -> None:
+    token = _token(key="user_rating")
+    assert len(token) < 100
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_the_secret_may_come_from_the_environment(
+    global_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET", SECRET)
+    token = create_feedback_token(trace_id=TRACE, run_id=SPAN, key="k")
+    record = record_feedback_from_token(token, score=True)
+    assert record is not None
+    assert record.run_id == uuid.UUID(int=SPAN)
+
+
+MINT = """
+from otel_feedback import create_feedback_token
+print(create_feedback_token(trace_id=%d, run_id=%d, key="user_rating"))
+"""
+
+
+def test_a_token_minted_in_another_process_is_accepted(global_pipeline: Pipeline) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment["OTEL_PYTHON_FEEDBACK_TOKEN_SECRET"] = SECRET
+    token = subprocess.run(
+        [sys.executable, "-c", MINT % (TRACE, SPAN)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    record = record_feedback_from_token(token, score=0, secret=SECRET)
+    assert record is not None
+    assert (record.trace_id, record.run_id) == (uuid.UUID(int=TRACE), uuid.UUID(int=SPAN))
+
+
+def test_a_token_for_a_whole_trace(global_pipeline: Pipeline) -> None:
+    token = create_feedback_token(trace_id=TRACE, key="k", secret=SECRET)
+    record = record_feedback_from_token(token, score=1, secret=SECRET)
+    assert record is not None
+    assert record.run_id is None
+    assert record.trace_id == uuid.UUID(int=TRACE)
+
+
+def test_a_token_without_a_key_takes_the_callers(global_pipeline: Pipeline) -> None:
+    token = _token()
+    record = record_feedback_from_token(token, key="anything", score=1, secret=SECRET)
+    assert record is not None
+    assert record.key == "anything"
+    with pytest.raises(InvalidFeedbackError, match=r"^key: required"):
+        record_feedback_from_token(token, score=1, secret=SECRET)
+
+
+def _refused(token: object, *, secret: str = SECRET, key: str | None = None) -> FeedbackTokenError:
+    with pytest.raises(FeedbackTokenError) as caught:
+        record_feedback_from_token(token, key=key, score=1, secret=secret)  # type: ignore[arg-type]
+    assert SECRET not in str(caught.value)
+    assert SECRET not in repr(caught.value)
+    return caught.value
+
+
+def test_another_key_is_refused() -> None:
+    error = _refused(_token(key="user_rating"), key="correctness")
+    assert error.field == "key"
+    assert "user_rating" in str(error)
+
+
+def test_another_secret_is_refused() -> None:
+    assert "signature" in str(_refused(_token(key="k"), secret=OTHER_SECRET))
+
+
+@pytest.mark.parametrize("garbled", ["", "!!!", "not a token at all", "é" * 60, "A" * 10])
+def test_garbled_tokens_are_refused(garbled: str) -> None:
+    assert _refused(garbled).field == "token"
+
+
+def test_a_non_string_token_is_refused() -> None:
+    assert _refused(b"bytes").field == "token"
+
+
+def test_every_truncation_is_refused() -> None:
+    token = _token(key="user_rating")
+    for end in range(len(token)):
+        _refused(token[:end])
+
+
+def test_reordered_parts_are_refused() -> None:
+    raw = base64.urlsafe_b64decode(_token(key="user_rating") + "==")
+    swapped = raw[1:17] + raw[:1] + raw[17:]
+    _refused(base64.urlsafe_b64encode(swapped).decode().rstrip("="))
+    rotated = raw[-16:] + raw[:-16]
+    _refused(base64.urlsafe_b64encode(rotated).decode().rstrip("="))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_every_bit_flip_is_refused(data: st.DataObject) -> None:
+    raw = bytearray(base64.urlsafe_b64decode(_token(key="user_rating") + "=="))
+    bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    _refused(base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("="))
+
+
+def test_a_token_for_another_run_cannot_be_made_into_ours() -> None:
+    # Splice our run's ids into a token signed for another run: the signature fails.
+    ours = base64.urlsafe_b64decode(_token(key="k") + "==")
+    theirs = base64.urlsafe_b64decode(
+        create_feedback_token(trace_id=TRACE, run_id=SPAN + 1, key="k", secret=SECRET) + "=="
+    )
+    spliced = theirs[:1] + ours[1:25] + theirs[25:]
+    _refused(base64.urlsafe_b64encode(spliced).decode().rstrip("="))
+
+
+def test_expiry_edge(global_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tokens, "_now", lambda: 1_000_000.0)
+    token = _token(key="k", expires_in=timedelta(seconds=60))
+    monkeypatch.setattr(_tokens, "_now", lambda: 1_000_059.999)
+    assert record_feedback_from_token(token, score=1, secret=SECRET) is not None
+    monkeypatch.setattr(_tokens, "_now", lambda: 1_000_060.0)
+    assert "expired" in str(_refused(token))
+
+
+def test_no_secret_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET", raising=False)
+    with pytest.raises(FeedbackTokenError, match="OTEL_PYTHON_FEEDBACK_TOKEN_SECRET") as caught:
+        create_feedback_token(trace_id=TRACE, run_id=SPAN)
+    assert caught.value.field == "secret"
+    with pytest.raises(FeedbackTokenError, match=r"^secret: "):
+        record_feedback_from_token("x" * 80, score=1)
+
+
+def test_a_short_secret_is_refused_without_showing_it() -> None:
+    with pytest.raises(FeedbackTokenError, match="too short") as caught:
+        create_feedback_token(trace_id=TRACE, run_id=SPAN, secret="hunter2")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_secret_never_reaches_the_log(
+    global_pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = _token(key="k")
+    record_feedback_from_token(token, score=1, secret=SECRET)
+    for bad in (token[:-3], "garbage"):
+        with pytest.raises(FeedbackTokenError):
+            record_feedback_from_token(bad, score=1, secret=SECRET)
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"expires_in": timedelta(0)}, "expires_in"),
+        ({"expires_in": 60}, "expires_in"),
+        ({"key": ""}, "key"),
+        ({"key": "k" * 300}, "key"),
+    ],
+)
+def test_bad_token_options(options: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidFeedbackError) as caught:
+        _token(**options)
+    assert caught.value.field == field
+
+
+def test_a_token_needs_a_run() -> None:
+    with pytest.raises(InvalidFeedbackError, match=r"^span: no run to bind"):
+        create_feedback_token(secret=SECRET)
