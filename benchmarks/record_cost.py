@@ -1,4 +1,8 @@
-"""Per-call cost of record_feedback next to its floor, a bare span.add_event, in one run.
+"""Per-call cost of record_feedback next to its floors, measured in one run.
+
+On a live span the floor is a bare span.add_event with the same attributes; after the run it is
+a child span of a remote parent carrying one such event. A third pair shows what the
+FeedbackSpanProcessor adds to spans that carry no feedback.
 
     python benchmarks/record_cost.py [--calls N] [--repeats R]
 
@@ -13,7 +17,9 @@ import statistics
 import time
 from collections.abc import Callable
 
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
 from otel_feedback._attributes import EVENT_NAME
@@ -77,15 +83,50 @@ def main() -> None:
 
     spans_without, spans_with = spans(plain), spans(with_feedback)
 
+    # After the run: the floor is what a carrier is, a child span of a remote parent with
+    # one event carrying the same attributes.
+    trace.set_tracer_provider(with_feedback)
+    with with_feedback.get_tracer("b").start_as_current_span("ended") as ended:
+        pass
+    judged = ended.get_span_context()
+    remote_parent = trace.set_span_in_context(
+        NonRecordingSpan(
+            SpanContext(judged.trace_id, judged.span_id, True, TraceFlags(TraceFlags.SAMPLED))
+        )
+    )
+
+    def bare_carrier(calls: int) -> int:
+        tracer = with_feedback.get_tracer("b")
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            span = tracer.start_span("feedback correctness", context=remote_parent)
+            span.add_event(EVENT_NAME, attributes)
+            span.end()
+        elapsed = time.perf_counter_ns() - started
+        processor.force_flush()
+        exporter.clear()
+        return elapsed
+
+    def feedback_after(calls: int) -> int:
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            record_feedback("correctness", span=ended, **ARGUMENTS)  # type: ignore[arg-type]
+        elapsed = time.perf_counter_ns() - started
+        processor.force_flush()
+        exporter.clear()
+        return elapsed
+
     def measure(run: Callable[[int], int], calls: int) -> float:
         return median_us(run, calls, args.repeats)
 
-    for run in (bare_add_event, feedback, spans_without, spans_with):  # warm up
-        run(200)
+    for run in (bare_add_event, feedback, spans_without, spans_with, bare_carrier, feedback_after):
+        run(200)  # warm up
     floor = measure(bare_add_event, args.calls)
     ours = measure(feedback, args.calls)
     bare_spans = measure(spans_without, args.calls)
     processed_spans = measure(spans_with, args.calls)
+    carrier_floor = measure(bare_carrier, args.calls)
+    after = measure(feedback_after, args.calls)
 
     rows = [
         (f"span.add_event, the same {len(attributes)} attributes (floor)", floor, 1.0),
@@ -96,6 +137,8 @@ def main() -> None:
             processed_spans,
             processed_spans / bare_spans,
         ),
+        ("child of a remote parent + 1 event (floor)", carrier_floor, 1.0),
+        ("record_feedback after the run (carrier span)", after, after / carrier_floor),
     ]
     print(f"{'measure (median per call)':<56}{'us':>9}{'ratio':>8}")
     for label, micros, ratio in rows:

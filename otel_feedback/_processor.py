@@ -24,7 +24,7 @@ from otel_feedback._pending import PendingRecords, register, unregister
 __all__ = ["FeedbackSpanProcessor"]
 
 # Spans with feedback that may still be open at once, per processor (see _pending).
-_MAX_PENDING_SPANS = 65_536
+_MAX_PENDING_SPANS = 4096
 
 
 class _EventOnly(NamedTuple):
