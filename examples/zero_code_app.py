@@ -11,6 +11,7 @@ Run it under opentelemetry-instrument; the environment chooses where spans and f
 from __future__ import annotations
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanContext
 
 from otel_feedback import record_feedback
 
@@ -28,17 +29,20 @@ def retrieve(question: str) -> list[str]:
         return documents
 
 
-def answer(question: str) -> str:
-    with tracer.start_as_current_span("answer"):
+def answer(question: str) -> tuple[str, SpanContext]:
+    with tracer.start_as_current_span("answer") as span:
         documents = retrieve(question) or ["Sorry, I do not know."]
         reply = f"{documents[0]} (asked: {question})"
-        # An LLM judge scores the answer; the user rates it.
+        # An LLM judge scores the answer while the run is open.
         record_feedback(
             "correctness", score=0.9, comment="cites the policy", feedback_source_type="model"
         )
-        record_feedback("user_rating", score=1, value="thumbs_up", feedback_source_type="app")
-        return reply
+        return reply, span.get_span_context()
 
 
 if __name__ == "__main__":
-    print(answer("Can I get refunds?"))
+    reply, run = answer("Can I get refunds?")
+    print(reply)
+    # Later the user rates the answer. The run has ended: the feedback rides a short
+    # "feedback user_rating" span under it.
+    record_feedback("user_rating", score=1, value="thumbs_up", feedback_source_type="app", span=run)

@@ -27,6 +27,7 @@ from otel_feedback._exporters import (
 from otel_feedback._instrumentor import FeedbackInstrumentor
 from otel_feedback._model import Feedback, FeedbackCategory, FeedbackConfig, FeedbackSource
 from otel_feedback._otlp import OTLPFeedbackExporter
+from otel_feedback._phoenix import PhoenixFeedbackExporter
 from otel_feedback._processor import FeedbackSpanProcessor
 from otel_feedback._record import record_feedback
 from otel_feedback._tokens import create_feedback_token, record_feedback_from_token
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
+    "PhoenixFeedbackExporter",
     "__version__",
     "configure",
     "create_feedback_token",

@@ -23,6 +23,7 @@ from otel_feedback._exporters import (
 )
 from otel_feedback._log import logger
 from otel_feedback._otlp import OTLPFeedbackExporter
+from otel_feedback._phoenix import PhoenixFeedbackExporter
 from otel_feedback._processor import FeedbackSpanProcessor
 
 __all__ = ["attach", "configure", "exporters_from_names"]
@@ -54,8 +55,8 @@ def configure(
 
     Args:
         tracer_provider: the SDK provider whose spans carry feedback.
-        exporters: exporter names (``"otlp"``, ``"console"``, ``"jsonl"``) or exporter
-            objects; default ``OTEL_PYTHON_FEEDBACK_EXPORTER``.
+        exporters: exporter names (``"otlp"``, ``"console"``, ``"jsonl"``, ``"phoenix"``)
+            or exporter objects; default ``OTEL_PYTHON_FEEDBACK_EXPORTER``.
 
     Returns:
         The processor added (or added before), or ``None`` when ``OTEL_SDK_DISABLED`` is true
@@ -146,6 +147,7 @@ _FACTORIES: dict[str, Callable[[Resource], FeedbackExporter]] = {
     "otlp": lambda resource: OTLPFeedbackExporter(resource=resource),
     "console": lambda _resource: ConsoleFeedbackExporter(),
     "jsonl": lambda _resource: JsonlFeedbackExporter(env.jsonl_path()),
+    "phoenix": lambda _resource: PhoenixFeedbackExporter(),
 }
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE",
     "OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY",
     "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET",
+    "PHOENIX_API_KEY",
+    "PHOENIX_COLLECTOR_ENDPOINT",
     "PROTOCOLS",
     "ProcessorOptions",
     "exporter_names",
@@ -41,6 +43,8 @@ __all__ = [
     "jsonl_path",
     "otlp_logs_protocol",
     "otlp_traces_protocol",
+    "phoenix_api_key",
+    "phoenix_endpoint",
     "processor_options",
     "sdk_disabled",
     "token_secret",
@@ -48,7 +52,7 @@ __all__ = [
 ]
 
 OTEL_PYTHON_FEEDBACK_EXPORTER: Final = "OTEL_PYTHON_FEEDBACK_EXPORTER"
-"""Comma-separated feedback exporters: ``otlp``, ``console``, ``jsonl``, ``none``.
+"""Comma-separated feedback exporters: ``otlp``, ``console``, ``jsonl``, ``phoenix``, ``none``.
 
 Default ``otlp``. ``none`` anywhere in the list means no exporter at all. Unknown names are
 skipped with one warning; if none is left, the default is used.
@@ -94,13 +98,20 @@ its trace was not recorded.
 OTEL_PYTHON_FEEDBACK_TOKEN_SECRET: Final = "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET"  # noqa: S105
 """The secret that signs and verifies feedback tokens (at least 16 bytes). No default."""
 
+PHOENIX_COLLECTOR_ENDPOINT: Final = "PHOENIX_COLLECTOR_ENDPOINT"
+"""Phoenix's base URL for the ``phoenix`` exporter, as Phoenix's own client reads it."""
+
+PHOENIX_API_KEY: Final = "PHOENIX_API_KEY"
+"""Phoenix's API key for the ``phoenix`` exporter, as Phoenix's own client reads it."""
+
 PROTOCOL_HTTP_PROTOBUF: Final = "http/protobuf"
 PROTOCOL_GRPC: Final = "grpc"
 PROTOCOLS: Final = (PROTOCOL_HTTP_PROTOBUF, PROTOCOL_GRPC)
-EXPORTER_NAMES: Final = ("otlp", "console", "jsonl")
+EXPORTER_NAMES: Final = ("otlp", "console", "jsonl", "phoenix")
 _NO_EXPORTER: Final = "none"
 _DEFAULT_EXPORTERS: Final = ("otlp",)
 _DEFAULT_JSONL_PATH: Final = "feedback.jsonl"
+_DEFAULT_PHOENIX_ENDPOINT: Final = "http://localhost:6006"
 
 
 def _bad_value(name: str, raw: str, expected: str, default: object) -> None:
@@ -189,6 +200,17 @@ def exporter_names() -> tuple[str, ...]:
             OTEL_PYTHON_FEEDBACK_EXPORTER, raw, expected, ",".join(known or _DEFAULT_EXPORTERS)
         )
     return known or _DEFAULT_EXPORTERS
+
+
+def phoenix_endpoint() -> str:
+    """Phoenix's base URL; a trailing ``/v1/traces`` (an OTLP endpoint) is taken off."""
+    raw = os.environ.get(PHOENIX_COLLECTOR_ENDPOINT, "").strip().rstrip("/")
+    return raw.removesuffix("/v1/traces") or _DEFAULT_PHOENIX_ENDPOINT
+
+
+def phoenix_api_key() -> str | None:
+    """Phoenix's API key, or ``None``. Never logged."""
+    return os.environ.get(PHOENIX_API_KEY, "").strip() or None
 
 
 def jsonl_path() -> str:

@@ -19,6 +19,7 @@ PUBLIC = [
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
+    "PhoenixFeedbackExporter",
     "__version__",
     "configure",
     "create_feedback_token",

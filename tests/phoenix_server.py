@@ -1,0 +1,112 @@
+"""A real Arize Phoenix server for the end-to-end tests: 127.0.0.1, ephemeral ports, temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).parent.parent
+PHOENIX_BIN_VARIABLE = "PHOENIX_BIN"
+DEFAULT_PHOENIX_BIN = REPO / ".venv-phoenix" / "bin" / "phoenix"
+
+
+def phoenix_bin() -> Path | None:
+    """The ``phoenix`` executable: ``$PHOENIX_BIN``, else the one ``.ci/run`` installs."""
+    path = Path(os.environ.get(PHOENIX_BIN_VARIABLE, DEFAULT_PHOENIX_BIN))
+    return path if path.exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class PhoenixServer:
+    def __init__(self, executable: Path, working_dir: Path) -> None:
+        self.port = _free_port()
+        self.grpc_port = _free_port()
+        self.log = working_dir / "phoenix.log"
+        environment = dict(os.environ)
+        environment.update(
+            PHOENIX_WORKING_DIR=str(working_dir),
+            PHOENIX_HOST="127.0.0.1",
+            PHOENIX_PORT=str(self.port),
+            PHOENIX_GRPC_PORT=str(self.grpc_port),
+            PHOENIX_TELEMETRY_ENABLED="false",
+        )
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [str(executable), "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
+        self._wait_healthy(timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"phoenix exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.25)  # a server starting up, not a thread of ours
+        raise RuntimeError(f"phoenix did not start within {timeout}s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def get(self, path: str, **query: str) -> Any:
+        url = f"{self.url}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
+    def spans(self, project: str) -> list[dict[str, Any]]:
+        try:
+            data: list[dict[str, Any]] = self.get(f"/v1/projects/{project}/spans", limit="1000")[
+                "data"
+            ]
+        except urllib.error.HTTPError as error:
+            if error.code == 404:  # the project appears with its first span
+                return []
+            raise
+        return data
+
+    def span_annotations(self, project: str, span_ids: list[str]) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode([("span_ids", s) for s in span_ids] + [("limit", "1000")])
+        with urllib.request.urlopen(
+            f"{self.url}/v1/projects/{project}/span_annotations?{query}", timeout=10
+        ) as response:
+            data: list[dict[str, Any]] = json.loads(response.read())["data"]
+            return data
+
+    def wait_for(self, what: str, probe: Any, timeout: float = 60) -> Any:
+        """Poll Phoenix (it ingests asynchronously) until ``probe()`` is truthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = probe()
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Phoenix never showed {what}")
+            time.sleep(0.25)  # an external server ingesting, not a thread of ours

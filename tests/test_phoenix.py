@@ -1,0 +1,186 @@
+"""End to end against a real Arize Phoenix: feedback next to its trace, and as annotations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_feedback import Feedback, PhoenixFeedbackExporter, record_feedback
+from otel_feedback._phoenix import annotator_kind
+from tests.conftest import make_pipeline
+from tests.phoenix_server import PhoenixServer, phoenix_bin
+
+pytestmark = pytest.mark.phoenix
+
+APP = Path(__file__).parent.parent / "examples" / "zero_code_app.py"
+INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
+
+
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    executable = phoenix_bin()
+    if executable is None:
+        message = "Phoenix is not installed: bash .ci/run installs it into .venv-phoenix"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI never skips these
+        pytest.skip(message)
+    server = PhoenixServer(executable, tmp_path_factory.mktemp("phoenix"))
+    yield server
+    server.stop()
+
+
+def _project() -> str:
+    return f"feedback-{uuid.uuid4().hex[:8]}"
+
+
+def _by_name(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {span["name"]: span for span in spans}
+
+
+def test_feedback_is_shown_next_to_its_trace_and_as_annotations(
+    phoenix: PhoenixServer, tmp_path: Path
+) -> None:
+    project = _project()
+    records_file = tmp_path / "records.jsonl"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_"))}
+    environment.update(
+        OTEL_SERVICE_NAME="support-bot",
+        OTEL_RESOURCE_ATTRIBUTES=f"openinference.project.name={project}",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{phoenix.url}/v1/traces",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_PYTHON_FEEDBACK_EXPORTER="phoenix,jsonl",  # Phoenix takes no OTLP logs
+        OTEL_PYTHON_FEEDBACK_JSONL_PATH=str(records_file),
+        PHOENIX_COLLECTOR_ENDPOINT=phoenix.url,
+    )
+    subprocess.run(
+        [str(INSTRUMENT), sys.executable, str(APP)],
+        env=environment,
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
+    records = {
+        r.key: r
+        for r in (Feedback.model_validate_json(x) for x in records_file.read_text().splitlines())
+    }
+    assert set(records) == {"retrieval_hit", "correctness", "user_rating"}
+
+    spans = _by_name(
+        phoenix.wait_for(
+            "the app's three spans",
+            lambda: len(phoenix.spans(project)) >= 3 and phoenix.spans(project),
+        )
+    )
+    answer, retrieve = spans["answer"], spans["retrieve"]
+    carrier = spans["feedback user_rating"]
+    answer_id = answer["context"]["span_id"]
+
+    # The events, in the spans' Events tab.
+    def keys(span: dict[str, Any]) -> list[str]:
+        return [
+            e["attributes"]["gen_ai.evaluation.name"]
+            for e in span["events"]
+            if e["name"] == "gen_ai.evaluation.result"
+        ]
+
+    assert keys(answer) == ["correctness"]
+    assert keys(retrieve) == ["retrieval_hit"]
+    # The late feedback: its carrier sits inside the same trace, under the run it judges.
+    assert keys(carrier) == ["user_rating"]
+    assert carrier["parent_id"] == answer_id
+    assert carrier["context"]["trace_id"] == answer["context"]["trace_id"]
+    (event,) = carrier["events"]
+    assert event["attributes"]["otel_feedback.run_id"] == answer_id
+
+    # The annotations, in Phoenix's own feedback views, on the runs they judge.
+    span_ids = [answer_id, retrieve["context"]["span_id"]]
+    annotations = phoenix.wait_for(
+        "three annotations",
+        lambda: len(found := phoenix.span_annotations(project, span_ids)) >= 3 and found,
+    )
+    by_name = {a["name"]: a for a in annotations}
+    assert set(by_name) == set(records)
+    for key, record in records.items():
+        annotation = by_name[key]
+        assert annotation["identifier"] == str(record.id)
+        assert annotation["span_id"] == f"{record.run_id.int:016x}"  # type: ignore[union-attr]
+        assert annotation["result"]["score"] == float(record.score)  # type: ignore[arg-type]
+    assert by_name["user_rating"]["annotator_kind"] == "HUMAN"
+    assert by_name["user_rating"]["result"]["label"] == "thumbs_up"
+    assert by_name["correctness"]["annotator_kind"] == "LLM"
+    assert by_name["correctness"]["result"]["explanation"] == "cites the policy"
+    assert by_name["retrieval_hit"]["annotator_kind"] == "CODE"
+    assert by_name["user_rating"]["span_id"] == answer_id
+
+
+def test_an_annotation_waits_for_its_span_and_a_resent_record_updates_it(
+    phoenix: PhoenixServer,
+) -> None:
+    project = _project()
+    exporter = PhoenixFeedbackExporter(endpoint=phoenix.url, retry_interval=0.2)
+    provider = TracerProvider(resource=Resource.create({"openinference.project.name": project}))
+    held = InMemorySpanExporter()  # the span is held back: Phoenix does not know it yet
+    provider.add_span_processor(SimpleSpanProcessor(held))
+    with provider.get_tracer("t").start_as_current_span("judged") as span:
+        record = record_feedback("accuracy", score=0.25, comment="first")
+    assert record is not None
+    exporter.export([record])
+    assert exporter.pending_records == 1  # Phoenix answered 404: the span is not there
+
+    # Now the span reaches Phoenix.
+    to_phoenix = OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces")
+    assert to_phoenix.export(held.get_finished_spans()) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(60_000)
+    assert exporter.pending_records == 0
+    span_id = f"{span.get_span_context().span_id:016x}"
+    (placed,) = phoenix.span_annotations(project, [span_id])
+    assert placed["result"]["score"] == 0.25
+
+    updated = record.model_copy(update={"score": 0.75, "comment": "second look"})
+    exporter.export([updated])
+    assert exporter.force_flush(30_000)
+    (again,) = phoenix.span_annotations(project, [span_id])
+    assert again["id"] == placed["id"]
+    assert again["result"] == {"score": 0.75, "label": None, "explanation": "second look"}
+    exporter.shutdown()
+    to_phoenix.shutdown()  # type: ignore[no-untyped-call]
+    provider.shutdown()
+
+
+def test_an_unreachable_phoenix_is_retried_then_counted() -> None:
+    exporter = PhoenixFeedbackExporter(
+        endpoint="http://127.0.0.1:9", retry_for=0.5, retry_interval=0.1, timeout=1
+    )
+    pipeline = make_pipeline()
+    with pipeline.tracer.start_as_current_span("run"):
+        record = record_feedback("k", score=1)
+    assert record is not None
+    exporter.export([record])
+    assert exporter.pending_records == 1
+    assert not exporter.force_flush(100)
+    exporter.shutdown()
+    assert exporter.dropped_records == 1
+    pipeline.provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [("app", "HUMAN"), ("model", "LLM"), ("api", "CODE"), ("evaluator", "CODE"), (None, "CODE")],
+)
+def test_annotator_kinds(source: str | None, kind: str) -> None:
+    assert annotator_kind(source) == kind
