@@ -41,6 +41,7 @@ __all__ = [
     "exporter_names",
     "follow_trace_sampling",
     "jsonl_path",
+    "otlp_http_credential_provider_set",
     "otlp_logs_protocol",
     "otlp_traces_protocol",
     "phoenix_api_key",
@@ -148,6 +149,17 @@ def token_secret() -> bytes | None:
     """
     raw = os.environ.get(OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, "")
     return raw.encode() if raw else None
+
+
+_HTTP_CREDENTIAL_PROVIDERS: Final = (
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER",
+)
+
+
+def otlp_http_credential_provider_set() -> bool:
+    """Whether the SDK's OTLP/HTTP log exporter loads its session from a credential provider."""
+    return any(os.environ.get(name, "").strip() for name in _HTTP_CREDENTIAL_PROVIDERS)
 
 
 def otlp_logs_protocol() -> str:

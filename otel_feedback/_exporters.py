@@ -25,7 +25,12 @@ class FeedbackExportResult(enum.Enum):
     """Outcome of :meth:`FeedbackExporter.export`."""
 
     SUCCESS = 0
+    """Delivered."""
     FAILURE = 1
+    """Refused for good (a malformed batch, a permanent error): the records are dropped."""
+    RETRY = 2
+    """Not delivered for now (endpoint down, slow, or asking to come back later): the
+    processor keeps the batch and sends it again later."""
 
 
 class FeedbackExporter(abc.ABC):
@@ -34,7 +39,8 @@ class FeedbackExporter(abc.ABC):
     :class:`FeedbackSpanProcessor` calls these methods from its background thread, one call
     at a time, so an exporter needs no locking of its own for ``export``. An exporter may
     block while it sends, but should honour its own timeout; an exception it raises is
-    caught, logged and counted as a failed batch.
+    caught, logged and counted as a failed batch. Return ``RETRY`` for a transient failure
+    to have the batch sent again later.
     """
 
     @abc.abstractmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,12 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._codec import encode, ns_from_datetime
-from otel_feedback._environment import PROTOCOL_GRPC, PROTOCOLS, otlp_logs_protocol
+from otel_feedback._environment import (
+    PROTOCOL_GRPC,
+    PROTOCOLS,
+    otlp_http_credential_provider_set,
+    otlp_logs_protocol,
+)
 from otel_feedback._exporters import FeedbackExporter, FeedbackExportResult
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
@@ -64,17 +70,30 @@ class OTLPFeedbackExporter(FeedbackExporter):
             raise ValueError("log_exporter: cannot be combined with protocol or exporter options")
         if protocol is not None and protocol not in PROTOCOLS:
             raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-        self._exporter = log_exporter or _sdk_log_exporter(protocol, exporter_options)
+        self._status = _LastStatus()
+        if log_exporter is None:
+            log_exporter = _sdk_log_exporter(protocol, exporter_options, self._status)
+        self._exporter = log_exporter
         self._resource = resource
 
     def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
-        """Send ``batch`` as one OTLP logs request."""
+        """Send ``batch`` as one OTLP logs request.
+
+        The SDK exporter retries transient errors within its timeout. What still fails is
+        ``RETRY`` unless the endpoint refused the batch for good (an HTTP 4xx other than
+        408 and 429), which is ``FAILURE``. gRPC status codes are not visible through the
+        SDK exporter: a gRPC failure is always ``RETRY``, bounded by the processor.
+        """
         resource = self._resource or _application_resource()
         self._resource = resource
+        self._status.code = None
         result = self._exporter.export([to_log_record(record, resource) for record in batch])
         if result is LogRecordExportResult.SUCCESS:
             return FeedbackExportResult.SUCCESS
-        return FeedbackExportResult.FAILURE
+        code = self._status.code
+        if code is not None and 400 <= code < 500 and code not in (408, 429):
+            return FeedbackExportResult.FAILURE
+        return FeedbackExportResult.RETRY
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Flush the underlying SDK exporter."""
@@ -106,7 +125,18 @@ def _application_resource() -> Resource:
     return Resource.create()
 
 
-def _sdk_log_exporter(protocol: str | None, options: dict[str, Any]) -> LogRecordExporter:
+class _LastStatus(threading.local):
+    """The HTTP status of the exporter's last response on this thread, if any."""
+
+    code: int | None = None
+
+    def hook(self, response: Any, *_args: Any, **_kwargs: Any) -> None:
+        self.code = int(response.status_code)
+
+
+def _sdk_log_exporter(
+    protocol: str | None, options: dict[str, Any], status: _LastStatus
+) -> LogRecordExporter:
     # Imported on demand: each protocol's stack (requests, grpc) is heavy and often unused.
     if (protocol or otlp_logs_protocol()) == PROTOCOL_GRPC:
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
@@ -114,8 +144,15 @@ def _sdk_log_exporter(protocol: str | None, options: dict[str, Any]) -> LogRecor
         )
 
         return GrpcLogExporter(**options)
+    import requests  # noqa: PLC0415
     from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
         OTLPLogExporter as HttpLogExporter,
     )
 
+    if "session" not in options and not otlp_http_credential_provider_set():
+        # The SDK exporter reports only success or failure; its session tells us the status,
+        # which separates an endpoint that is down from one that refuses the batch for good.
+        session = requests.Session()
+        session.hooks["response"].append(status.hook)
+        options = {**options, "session": session}
     return HttpLogExporter(**options)

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from opentelemetry import context as context_api
+from opentelemetry import metrics
 from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_feedback._attributes import ATTR_ID, EVENT_NAME
 from otel_feedback._codec import decode
+from otel_feedback._delivery import Delivery
 from otel_feedback._errors import InvalidFeedbackError
-from otel_feedback._exporters import FeedbackExporter, FeedbackExportResult
+from otel_feedback._exporters import FeedbackExporter
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._pending import PendingRecords, register, unregister
+from otel_feedback._version import __version__
 
 __all__ = ["FeedbackSpanProcessor"]
 
@@ -44,9 +49,12 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     ``on_end`` runs on the application's thread and only scans the span's events and queues
     what it finds; a background thread turns them into :class:`Feedback` records and hands
-    them to the exporters in batches. The queue is bounded: what cannot be queued, and what
-    an exporter fails to deliver, is counted in :attr:`dropped_records` and logged once.
-    Nothing raised in the background reaches the application.
+    them to the exporters in batches. A batch an exporter cannot take now (``RETRY``) is kept
+    and retried with a growing delay. The queue and the retry backlogs are bounded: what
+    cannot be kept, what an exporter refuses, and what waits longer than
+    ``retry_for_millis`` is counted in :attr:`dropped_records` (and the
+    ``otel_feedback.records.dropped`` metric) and logged once. Nothing raised in the
+    background reaches the application.
 
     Example::
 
@@ -58,7 +66,12 @@ class FeedbackSpanProcessor(SpanProcessor):
         max_queue_size: records held at most while waiting for export.
         max_export_batch_size: records per ``export`` call at most.
         schedule_delay_millis: longest wait before a partial batch is exported.
-        export_timeout_millis: default time ``force_flush`` waits.
+        export_timeout_millis: default time ``force_flush`` and ``shutdown`` wait.
+        retry_for_millis: how long a batch an exporter could not take (``RETRY``) is kept
+            and retried; the retry backlog of each exporter holds ``max_queue_size``
+            records at most.
+        meter_provider: where the ``otel_feedback.records.dropped`` and
+            ``otel_feedback.records.exported`` counters go; default the global one.
 
     Raises:
         ValueError: for a non-positive size or delay, or a batch larger than the queue.
@@ -72,6 +85,8 @@ class FeedbackSpanProcessor(SpanProcessor):
         max_export_batch_size: int = 512,
         schedule_delay_millis: float = 1000,
         export_timeout_millis: float = 30_000,
+        retry_for_millis: float = 300_000,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         exporters: tuple[object, ...] = ()
         if isinstance(exporter, FeedbackExporter):
@@ -85,6 +100,7 @@ class FeedbackSpanProcessor(SpanProcessor):
             ("max_export_batch_size", max_export_batch_size),
             ("schedule_delay_millis", schedule_delay_millis),
             ("export_timeout_millis", export_timeout_millis),
+            ("retry_for_millis", retry_for_millis),
         ):
             if not number > 0:
                 raise ValueError(f"{name}: must be positive, got {number!r}")
@@ -94,6 +110,27 @@ class FeedbackSpanProcessor(SpanProcessor):
                 f"got {max_export_batch_size}"
             )
         self._exporters = cast(tuple[FeedbackExporter, ...], exporters)
+        meter = metrics.get_meter("otel_feedback", __version__, meter_provider=meter_provider)
+        self._dropped_counter = meter.create_counter(
+            "otel_feedback.records.dropped",
+            unit="{record}",
+            description="Feedback records lost: queue full, refused, or not deliverable in time",
+        )
+        self._exported_counter = meter.create_counter(
+            "otel_feedback.records.exported",
+            unit="{record}",
+            description="Feedback records delivered, counted once per exporter",
+        )
+        self._deliveries = tuple(
+            Delivery(
+                exporter,
+                max_records=max_queue_size,
+                retry_for_s=retry_for_millis / 1000,
+                on_drop=self._drop,
+                on_exported=self._count_exported(exporter),
+            )
+            for exporter in self._exporters
+        )
         self._max_queue_size = max_queue_size
         self._batch_size = max_export_batch_size
         self._delay_s = schedule_delay_millis / 1000
@@ -118,8 +155,21 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     @property
     def dropped_records(self) -> int:
-        """Records lost so far: refused by the full queue, or failed by an exporter."""
+        """Records lost so far, once per exporter that lost them.
+
+        Refused by the full queue, refused by an exporter, or not delivered within
+        ``retry_for_millis``.
+        """
         return self._dropped
+
+    @property
+    def retrying_records(self) -> int:
+        """Records held for another try because an exporter could not take them yet."""
+        return sum(d.held_records for d in self._deliveries)
+
+    def _count_exported(self, exporter: FeedbackExporter) -> Callable[[int], None]:
+        attributes = {"exporter": type(exporter).__name__}
+        return lambda count: self._exported_counter.add(count, attributes)
 
     def _keep_aside(self, trace_id: int, span_id: int, record: Feedback) -> None:
         self._pending.add((trace_id, span_id), record)
@@ -168,6 +218,7 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _drop(self, count: int, reason: str) -> None:
         self._dropped += count
+        self._dropped_counter.add(count, {"reason": reason})
         warn_once(
             f"dropped:{id(self)}:{reason}",
             "Dropped %d feedback record(s): %s (later drops are counted in "
@@ -182,14 +233,31 @@ class FeedbackSpanProcessor(SpanProcessor):
                 if not (
                     self._is_shutdown or self._flush_waiters or len(self._queue) >= self._batch_size
                 ):
-                    self._condition.wait(self._delay_s)
+                    self._condition.wait(self._wait_s())
                 stopping = self._is_shutdown
                 waiters, self._flush_waiters = self._flush_waiters, []
-            self._drain()
+            # Exports run with instrumentation suppressed: the exporters' own HTTP or gRPC
+            # calls must not be traced.
+            token = context_api.attach(
+                context_api.set_value(context_api._SUPPRESS_INSTRUMENTATION_KEY, True)  # noqa: SLF001
+            )
+            try:
+                self._drain()
+                # A flush or shutdown tries every backlog once, due or not.
+                for delivery in self._deliveries:
+                    delivery.retry(now=time.monotonic(), due_only=not (waiters or stopping))
+            finally:
+                context_api.detach(token)
             for waiter in waiters:
                 waiter.set()
             if stopping:
                 return
+
+    def _wait_s(self) -> float:
+        due = [t for d in self._deliveries if (t := d.next_try) is not None]
+        if not due:
+            return self._delay_s
+        return max(0.0, min(self._delay_s, min(due) - time.monotonic()))
 
     def _drain(self) -> None:
         while True:
@@ -202,30 +270,9 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _export(self, batch: list[_Item]) -> None:
         records = [record for item in batch if (record := _to_record(item)) is not None]
-        if not records:
-            return
-        # The exporters' own HTTP or gRPC calls must not be traced by instrumentations.
-        token = context_api.attach(
-            context_api.set_value(context_api._SUPPRESS_INSTRUMENTATION_KEY, True)  # noqa: SLF001
-        )
-        try:
-            for exporter in self._exporters:
-                try:
-                    result = exporter.export(records)
-                except Exception:  # noqa: BLE001 - a faulty exporter must not stop the others
-                    logger.debug("Feedback exporter %r raised", exporter, exc_info=True)
-                    warn_once(
-                        f"export-raised:{id(exporter)}",
-                        "Feedback exporter %r raised while exporting; see the DEBUG log of "
-                        "'otel_feedback' for the traceback",
-                        exporter,
-                    )
-                    result = FeedbackExportResult.FAILURE
-                if result is not FeedbackExportResult.SUCCESS:
-                    with self._condition:
-                        self._drop(len(records), f"{type(exporter).__name__} failed to export")
-        finally:
-            context_api.detach(token)
+        if records:
+            for delivery in self._deliveries:
+                delivery.send(records)
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Export everything queued so far; ``True`` if it finished within the timeout."""
@@ -238,6 +285,8 @@ class FeedbackSpanProcessor(SpanProcessor):
             self._condition.notify()
         if not done.wait(timeout_s):
             return False
+        if self.retrying_records:
+            return False  # an exporter could not take everything yet; it is retried later
         return all(e.force_flush(int(timeout_s * 1000)) for e in self._exporters)
 
     def shutdown(self) -> None:
@@ -249,6 +298,9 @@ class FeedbackSpanProcessor(SpanProcessor):
             self._condition.notify()
         self._worker.join(self._timeout_millis / 1000)
         unregister(self)
+        if not self._worker.is_alive():
+            for delivery in self._deliveries:
+                delivery.give_up("was still unreachable at shutdown")
         for exporter in self._exporters:
             try:
                 exporter.shutdown()

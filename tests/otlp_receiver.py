@@ -6,7 +6,9 @@ It decodes what exporters send with opentelemetry-proto and keeps it for asserti
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
+import time
 import zlib
 from concurrent import futures
 from dataclasses import dataclass
@@ -79,12 +81,20 @@ class ReceivedSpan:
 class OTLPReceiver:
     """Collects OTLP logs and traces sent over HTTP or gRPC to 127.0.0.1 (ephemeral ports)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, http_port: int = 0) -> None:
         self._lock = threading.Lock()
         self._logs: list[ReceivedLog] = []
         self._spans: list[ReceivedSpan] = []
         self.requests = 0
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        # Faults, for the reliability tests: statuses to answer with in turn (None: accept),
+        # a Retry-After header, and a gate that holds every request while it is closed.
+        self.faults: list[int | None] = []
+        self.retry_after: str | None = None
+        self.refused = 0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.delay_s = 0.0
+        self._http = _QuietServer(("127.0.0.1", http_port), _handler(self))
         self._http.daemon_threads = True
         self._http_thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -95,6 +105,21 @@ class OTLPReceiver:
             _GrpcTraces(self), self._grpc
         )
         self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def http_port(self) -> int:
+        return int(self._http.server_address[1])
+
+    def next_fault(self) -> int | None:
+        """The status to answer this request with, or None to accept it; faults cycle."""
+        with self._lock:
+            if not self.faults:
+                return None
+            status = self.faults.pop(0)
+            self.faults.append(status)
+            if status is not None:
+                self.refused += 1
+            return status
 
     @property
     def http_endpoint(self) -> str:
@@ -159,10 +184,29 @@ class OTLPReceiver:
             self._spans.extend(received)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (an exporter's timeout in the fault tests) is expected.
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _handler(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.gate.wait(60)
+            if receiver.delay_s:
+                time.sleep(receiver.delay_s)  # a slow endpoint, on the server's own thread
+            status = receiver.next_fault()
+            if status is not None:
+                self.send_response(status)
+                if receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             encoding = self.headers.get("Content-Encoding", "")
             if encoding == "gzip":
                 body = gzip.decompress(body)

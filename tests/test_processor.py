@@ -276,7 +276,7 @@ def test_the_partial_batch_leaves_after_the_schedule_delay() -> None:
 )
 def test_bad_processor_options_raise(options: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        FeedbackSpanProcessor(InMemoryFeedbackExporter(), **options)
+        FeedbackSpanProcessor(InMemoryFeedbackExporter(), **options)  # type: ignore[arg-type]
 
 
 def test_an_exporter_is_required() -> None:
