@@ -34,6 +34,7 @@ __all__ = [
     "ATTR_SOURCE_USER_ID",
     "ATTR_START_TIME",
     "ATTR_TRACE_ID",
+    "ATTR_TRUNCATED",
     "ATTR_VALUE",
     "ERROR_TYPE_OTHER",
     "EVENT_NAME",
@@ -88,6 +89,12 @@ ATTR_START_TIME: Final = PREFIX + "start_time"
 """The evaluated run's start time, ISO 8601."""
 ATTR_MODIFIED_AT: Final = PREFIX + "modified_at"
 """ISO 8601; only when it differs from ``created_at``, which is the event's own timestamp."""
+ATTR_TRUNCATED: Final = PREFIX + "truncated"
+"""``true`` when span limits (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``) cut a value of this event.
+
+The exported record is whole all the same; the mark tells readers of the trace that the
+event is not.
+"""
 ATTR_TRACE_ID: Final = PREFIX + "trace_id"
 """Target trace (32 hex digits); only when the event does not sit on the span it judges."""
 ATTR_RUN_ID: Final = PREFIX + "run_id"

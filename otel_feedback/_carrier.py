@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from otel_feedback import _attributes as a
-from otel_feedback._codec import encode
+from otel_feedback._codec import encode, mark_if_cut
 from otel_feedback._environment import follow_trace_sampling
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
@@ -83,7 +83,7 @@ def _carry(record: Feedback, target: Remote, timestamp_ns: int) -> bool:
     attributes = encode(record)
     attributes[a.ATTR_TRACE_ID] = f"{target.trace_id:032x}"
     attributes[a.ATTR_RUN_ID] = f"{target.span_id:016x}" if target.span_id else ""
-    carrier.add_event(a.EVENT_NAME, attributes, timestamp=timestamp_ns)
+    carrier.add_event(a.EVENT_NAME, mark_if_cut(attributes, carrier), timestamp=timestamp_ns)
     context = carrier.get_span_context()
     for sink in live_sinks():
         sink._keep_aside(context.trace_id, context.span_id, record)  # noqa: SLF001

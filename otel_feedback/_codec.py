@@ -21,7 +21,7 @@ from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import uuid_from_span_id, uuid_from_trace_id
 from otel_feedback._model import Feedback, invalid_feedback
 
-__all__ = ["datetime_from_ns", "decode", "encode", "ns_from_datetime"]
+__all__ = ["datetime_from_ns", "decode", "encode", "mark_if_cut", "ns_from_datetime"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -89,6 +89,15 @@ def encode(record: Feedback) -> dict[str, AttributeValue]:
     return attrs
 
 
+def mark_if_cut(attrs: dict[str, AttributeValue], span: object) -> dict[str, AttributeValue]:
+    """Add :data:`ATTR_TRUNCATED` when ``span``'s limits will cut one of ``attrs``."""
+    # SDK spans keep their limits in _limits; other spans apply none we could know of.
+    limit = getattr(getattr(span, "_limits", None), "max_attribute_length", None)
+    if limit is not None and any(isinstance(v, str) and len(v) > limit for v in attrs.values()):
+        attrs[a.ATTR_TRUNCATED] = True
+    return attrs
+
+
 def decode(attrs: Mapping[str, Any], *, timestamp_ns: int, trace_id: int, span_id: int) -> Feedback:
     """Rebuild the record carried by one event's attributes.
 
@@ -98,6 +107,10 @@ def decode(attrs: Mapping[str, Any], *, timestamp_ns: int, trace_id: int, span_i
     Raises:
         InvalidFeedbackError: the attributes do not describe a valid record.
     """
+    if attrs.get(a.ATTR_TRUNCATED):
+        raise InvalidFeedbackError(
+            a.ATTR_TRUNCATED, "span limits cut this event's values: its record is incomplete"
+        )
     key = attrs.get(a.ATTR_KEY)
     if not isinstance(key, str) or not key:
         raise InvalidFeedbackError(a.ATTR_KEY, "missing or not a non-empty string")

@@ -82,6 +82,12 @@ class Delivery:
             self._held_records -= len(held.records)
             self._backoff_s = _FIRST_BACKOFF_S
 
+    def forget(self) -> None:
+        """Start with no backlog (in a forked child: the parent still holds those records)."""
+        self._backlog.clear()
+        self._held_records = 0
+        self._backoff_s = _FIRST_BACKOFF_S
+
     def give_up(self, reason: str) -> None:
         """Drop the whole backlog (at shutdown)."""
         if self._held_records:

@@ -26,6 +26,13 @@ from otel_feedback._errors import InvalidFeedbackError
 
 __all__ = ["Feedback", "FeedbackCategory", "FeedbackConfig", "FeedbackSource", "invalid_feedback"]
 
+MAX_KEY_CHARS = 256
+"""Longest feedback key."""
+MAX_COMMENT_CHARS = 65_536
+"""Longest comment or string value."""
+MAX_JSON_CHARS = 262_144
+"""Largest value, correction, extra or source_info, as JSON text."""
+
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
@@ -53,16 +60,28 @@ def _json_dict(value: object) -> dict[str, Any]:
 
 
 def _check_json(value: object) -> None:
-    # Serialise once here so that a value the exporters could not write is refused at the
-    # call site, where the caller can still see it, rather than dropped in the background.
+    # Serialise here so that a value the exporters could not write, or would write changed
+    # (tuples as lists, int keys as strings), is refused at the call site, where the caller
+    # can still see it, rather than dropped or altered in the background.
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"cannot be serialised as JSON ({exc})") from None
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"too large: {len(text)} characters as JSON, at most {MAX_JSON_CHARS}")
+    if json.loads(text) != value:
+        raise ValueError(
+            "must hold JSON types only (dicts with str keys, lists, str, int, float, bool, "
+            "None): it would not read back the same"
+        )
 
 
 def _value(value: object) -> dict[str, Any] | str | bool | int | float | None:
-    if value is None or isinstance(value, str | bool):
+    if isinstance(value, str):
+        if len(value) > MAX_COMMENT_CHARS:
+            raise ValueError(f"too long: {len(value)} characters, at most {MAX_COMMENT_CHARS}")
+        return value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
@@ -74,7 +93,10 @@ def _value(value: object) -> dict[str, Any] | str | bool | int | float | None:
 
 
 def _correction(value: object) -> dict[str, Any] | str | None:
-    if value is None or isinstance(value, str):
+    if isinstance(value, str):
+        _check_json(value)
+        return value
+    if value is None:
         return value
     if isinstance(value, dict):
         return _json_dict(value)
@@ -111,7 +133,7 @@ class FeedbackSource(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    type: Annotated[str, Field(min_length=1)] = "api"
+    type: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)] = "api"
     """Kind of source: ``"api"``, ``"model"`` (an LLM judge), ``"app"`` (an end user), ...."""
     metadata: JsonDict | None = None
     """``source_info``, plus ``{"__run": {"run_id": ...}}`` when a ``source_run_id`` is given."""
@@ -206,13 +228,13 @@ class Feedback(BaseModel):
     """The evaluated run: ``UUID(int=span_id)``. ``None`` for feedback on a whole trace."""
     trace_id: UUID | None = None
     """The evaluated trace: ``UUID(int=trace_id)``."""
-    key: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
     """The metric's name, e.g. ``"correctness"`` or ``"user_rating"``."""
     score: Score = None
     """The numeric score; ``bool``, ``int`` and ``float`` stay distinct."""
     value: FeedbackValue = None
     """A display or non-numeric value: a category label, a number, or a JSON object."""
-    comment: str | None = None
+    comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] | None = None
     """A justification for the score, or a judge's reasoning."""
     correction: Correction = None
     """The ground truth the run should have produced."""

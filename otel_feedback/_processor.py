@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -11,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from opentelemetry import context as context_api
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 from otel_feedback._attributes import ATTR_ID, EVENT_NAME
 from otel_feedback._codec import decode
@@ -140,9 +141,30 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._is_shutdown = False
         self._init_worker()
         register(self)
-        # Like the SDK's batch processors: a forked child gets a fresh lock, queue and thread.
-        reinit = weakref.WeakMethod(self._init_worker)
+        # Like the SDK's batch processors: a forked child starts afresh, with its own lock,
+        # queue and thread, and without the parent's records (the parent still sends those).
+        reinit = weakref.WeakMethod(self._at_fork_reinit)
         os.register_at_fork(after_in_child=lambda: (m := reinit()) and m())
+        # A process that exits without shutdown() still sends what is queued.
+        at_exit = weakref.WeakMethod(self._flush_at_exit)
+        atexit.register(lambda: (m := at_exit()) and m())
+
+    def _flush_at_exit(self) -> None:
+        if self._is_shutdown:
+            return
+        # Spans first: exporters such as Phoenix's place feedback on spans they have seen.
+        # atexit runs hooks last-in first-out, so this hook, registered after the
+        # provider's, would otherwise flush feedback before the spans left.
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, TracerProvider):
+            provider.force_flush(int(self._timeout_millis))
+        self.force_flush()
+
+    def _at_fork_reinit(self) -> None:
+        self._pending = PendingRecords(_MAX_PENDING_SPANS)
+        for delivery in self._deliveries:
+            delivery.forget()
+        self._init_worker()
 
     def _init_worker(self) -> None:
         self._condition = threading.Condition()

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._carrier import deliver_remote
-from otel_feedback._codec import datetime_from_ns, encode
+from otel_feedback._codec import datetime_from_ns, encode, mark_if_cut
 from otel_feedback._environment import sdk_disabled
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import IdLike, as_uuid, uuid_from_span_id, uuid_from_trace_id
@@ -176,7 +176,7 @@ def record_feedback(
         return None
     if isinstance(target, Remote):
         return deliver_remote(record, target, now_ns)
-    target.add_event(EVENT_NAME, encode(record), timestamp=now_ns)
+    target.add_event(EVENT_NAME, mark_if_cut(encode(record), target), timestamp=now_ns)
     for sink in live_sinks():
         sink._keep_aside(judged_trace, judged_span, record)  # noqa: SLF001
     return record

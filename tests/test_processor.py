@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_feedback import (
     Feedback,
@@ -68,6 +70,26 @@ def test_records_are_whole_even_when_span_limits_truncate_the_event() -> None:
     processor.force_flush()
     assert exporter.get_finished_feedback() == (record,)
     assert exporter.get_finished_feedback()[0].comment == comment
+    provider.shutdown()
+
+
+def test_an_event_cut_by_span_limits_is_marked_and_never_decoded_as_whole() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_attribute_length=40))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("run"):
+        record_feedback("k", score=1, comment="a long explanation, longer than forty characters")
+        record_feedback("short", score=1, comment="tiny")
+    events = memory.get_finished_spans()[0].events
+    marks = [(e.attributes or {}).get(a.ATTR_TRUNCATED) for e in events]
+    assert marks == [True, None]
+    # Read from the event alone (no processor kept the record), the cut one is refused.
+    exporter = InMemoryFeedbackExporter()
+    late = FeedbackSpanProcessor(exporter)
+    late.on_end(memory.get_finished_spans()[0])
+    late.force_flush()
+    assert [r.key for r in exporter.get_finished_feedback()] == ["short"]
+    late.shutdown()
     provider.shutdown()
 
 
