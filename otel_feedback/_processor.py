@@ -297,19 +297,33 @@ class FeedbackSpanProcessor(SpanProcessor):
                 delivery.send(records)
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
-        """Export everything queued so far; ``True`` if it finished within the timeout."""
+        """Export everything queued so far; ``True`` if it was delivered within the timeout.
+
+        Batches an exporter could not take are tried again, at their backoff, until they
+        are delivered or the timeout passes.
+        """
         if self._is_shutdown:
             return True
         timeout_s = (timeout_millis if timeout_millis is not None else self._timeout_millis) / 1000
-        done = threading.Event()
-        with self._condition:
-            self._flush_waiters.append(done)
-            self._condition.notify()
-        if not done.wait(timeout_s):
-            return False
-        if self.retrying_records:
-            return False  # an exporter could not take everything yet; it is retried later
-        return all(e.force_flush(int(timeout_s * 1000)) for e in self._exporters)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            done = threading.Event()
+            with self._condition:
+                self._flush_waiters.append(done)
+                self._condition.notify()
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                return False
+            due = [t for d in self._deliveries if (t := d.next_try) is not None]
+            if not due:
+                break
+            pause = min(due) - time.monotonic()
+            if min(due) >= deadline:
+                return False
+            if pause > 0:
+                # The backoff of an exporter that could not take its batch yet.
+                threading.Event().wait(pause)
+        remaining_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+        return all(e.force_flush(remaining_ms) for e in self._exporters)
 
     def shutdown(self) -> None:
         """Export what is queued, stop the background thread, and shut the exporters down."""

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,7 +82,10 @@ class ReceivedSpan:
 class OTLPReceiver:
     """Collects OTLP logs and traces sent over HTTP or gRPC to 127.0.0.1 (ephemeral ports)."""
 
-    def __init__(self, *, http_port: int = 0) -> None:
+    def __init__(
+        self, *, http_port: int = 0, on_logs: Callable[[list[ReceivedLog]], None] | None = None
+    ) -> None:
+        self._on_logs = on_logs  # called before the request is answered
         self._lock = threading.Lock()
         self._logs: list[ReceivedLog] = []
         self._spans: list[ReceivedSpan] = []
@@ -166,6 +170,8 @@ class OTLPReceiver:
             for sl in rl.scope_logs
             for record in sl.log_records
         ]
+        if self._on_logs is not None:
+            self._on_logs(received)
         with self._lock:
             self.requests += 1
             self._logs.extend(received)

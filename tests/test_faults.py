@@ -18,6 +18,7 @@ from otel_feedback import (
     FeedbackExportResult,
     FeedbackSpanProcessor,
     OTLPFeedbackExporter,
+    PhoenixFeedbackExporter,
     record_feedback,
 )
 from tests.otlp_receiver import OTLPReceiver
@@ -74,7 +75,7 @@ def app(port: int) -> Iterator[App]:
 
 def test_endpoint_down_at_start_then_up(app: App, port: int) -> None:
     app.record(5)
-    assert not app.processor.force_flush(5_000)  # nothing listens yet
+    assert not app.processor.force_flush(1_500)  # nothing listens yet
     assert app.processor.retrying_records == 5
     assert app.processor.dropped_records == 0
     with OTLPReceiver(http_port=port) as receiver:
@@ -89,7 +90,7 @@ def test_endpoint_down_for_a_while_mid_run(app: App, port: int) -> None:
     assert app.processor.force_flush(10_000)
     first.stop()
     app.record(4)
-    assert not app.processor.force_flush(5_000)
+    assert not app.processor.force_flush(1_500)
     app.record(2)  # joins the backlog: the endpoint is not hammered while it is down
     with OTLPReceiver(http_port=port) as second:
         assert app.processor.force_flush(10_000)
@@ -101,7 +102,7 @@ def test_503_until_the_endpoint_recovers(app: App, port: int) -> None:
     with OTLPReceiver(http_port=port) as receiver:
         receiver.faults = [503]
         app.record(3)
-        assert not app.processor.force_flush(5_000)
+        assert not app.processor.force_flush(1_500)
         assert receiver.refused >= 1
         receiver.faults = []
         assert app.processor.force_flush(10_000)
@@ -157,7 +158,7 @@ def test_a_slow_endpoint_is_retried_and_nothing_is_lost(app: App, port: int) -> 
     with OTLPReceiver(http_port=port) as receiver:
         receiver.delay_s = 2  # longer than the exporter's 1 s timeout
         app.record(3)
-        assert not app.processor.force_flush(5_000)
+        assert not app.processor.force_flush(1_500)
         receiver.delay_s = 0
         assert app.processor.force_flush(15_000)
         received = _received(receiver)
@@ -187,7 +188,7 @@ def test_the_retry_backlog_is_bounded_and_counts_what_it_drops(
     try:
         for _ in range(5):
             app.record(5)
-            app.processor.force_flush(3_000)
+            app.processor.force_flush(1_000)
         assert app.processor.retrying_records == 10
         assert app.processor.dropped_records == 15
         with OTLPReceiver(http_port=port) as receiver:
@@ -230,7 +231,7 @@ def test_drops_are_an_otel_metric(port: int) -> None:
     try:
         for _ in range(3):
             app.record(4)
-            app.processor.force_flush(3_000)
+            app.processor.force_flush(1_000)
         with OTLPReceiver(http_port=port):
             assert app.processor.force_flush(10_000)
         data = reader.get_metrics_data()
@@ -246,3 +247,32 @@ def test_drops_are_an_otel_metric(port: int) -> None:
     finally:
         app.provider.shutdown()
         meters.shutdown()
+
+
+def test_headers_and_secrets_never_reach_the_log(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "Bearer s3cr3t-t0ken-do-not-log"
+    exporter = OTLPFeedbackExporter(
+        endpoint=f"http://127.0.0.1:{port}/v1/logs",
+        headers={"authorization": secret},
+        timeout=1,
+        resource=Resource.create({}),
+    )
+    phoenix = PhoenixFeedbackExporter(
+        endpoint=f"http://127.0.0.1:{port}", api_key=secret, retry_for=0.2, retry_interval=0.1
+    )
+    processor = FeedbackSpanProcessor([exporter, phoenix], schedule_delay_millis=20)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("run"):
+        record_feedback("k", score=1)
+    with OTLPReceiver(http_port=port) as receiver:
+        receiver.faults = [401]
+        processor.force_flush(2_000)
+    provider.shutdown()
+    assert caplog.records  # the failures were logged...
+    assert "s3cr3t" not in caplog.text  # ...without it, tracebacks included
+    assert "s3cr3t" not in repr(phoenix)
+    assert "s3cr3t" not in repr(exporter)
