@@ -94,6 +94,7 @@ def attach(
             max_export_batch_size=options.max_export_batch_size,
             schedule_delay_millis=options.schedule_delay_millis,
             export_timeout_millis=options.export_timeout_millis,
+            spool_path=env.spool_path(),
         )
         provider.add_span_processor(processor)
         _attached[provider] = processor

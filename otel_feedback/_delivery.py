@@ -25,6 +25,7 @@ _MAX_BACKOFF_S = 10.0
 
 DropCallback = Callable[[int, str], None]
 ExportedCallback = Callable[[int], None]
+SettledCallback = Callable[[Sequence[Feedback]], None]
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Delivery:
     retry_for_s: float
     on_drop: DropCallback
     on_exported: ExportedCallback
+    on_settled: SettledCallback
+    """Called with records this exporter is done with: delivered, or refused for good."""
     _backlog: deque[_Held] = field(default_factory=deque)
     _held_records: int = 0
     _backoff_s: float = _FIRST_BACKOFF_S
@@ -113,8 +116,10 @@ class Delivery:
             result = FeedbackExportResult.FAILURE
         if result is FeedbackExportResult.SUCCESS:
             self.on_exported(len(records))
+            self.on_settled(records)
         elif result is FeedbackExportResult.FAILURE:
             self.on_drop(len(records), f"{self._name} failed to export")
+            self.on_settled(records)
         elif not backlog:
             warn_once(
                 f"export-retry:{id(self.exporter)}",

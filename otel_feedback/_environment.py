@@ -33,6 +33,7 @@ __all__ = [
     "OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE",
     "OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE",
     "OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY",
+    "OTEL_PYTHON_FEEDBACK_SPOOL_PATH",
     "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET",
     "PHOENIX_API_KEY",
     "PHOENIX_COLLECTOR_ENDPOINT",
@@ -48,6 +49,7 @@ __all__ = [
     "phoenix_endpoint",
     "processor_options",
     "sdk_disabled",
+    "spool_path",
     "token_secret",
     "traces_exporter_name",
 ]
@@ -98,6 +100,9 @@ its trace was not recorded.
 
 OTEL_PYTHON_FEEDBACK_TOKEN_SECRET: Final = "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET"  # noqa: S105
 """The secret that signs and verifies feedback tokens (at least 16 bytes). No default."""
+
+OTEL_PYTHON_FEEDBACK_SPOOL_PATH: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_PATH"
+"""An sqlite file that keeps records until delivered, across crashes and outages. Unset: off."""
 
 PHOENIX_COLLECTOR_ENDPOINT: Final = "PHOENIX_COLLECTOR_ENDPOINT"
 """Phoenix's base URL for the ``phoenix`` exporter, as Phoenix's own client reads it."""
@@ -223,6 +228,11 @@ def phoenix_endpoint() -> str:
 def phoenix_api_key() -> str | None:
     """Phoenix's API key, or ``None``. Never logged."""
     return os.environ.get(PHOENIX_API_KEY, "").strip() or None
+
+
+def spool_path() -> str | None:
+    """The spool file, or ``None`` when spooling is off."""
+    return os.environ.get(OTEL_PYTHON_FEEDBACK_SPOOL_PATH, "").strip() or None
 
 
 def jsonl_path() -> str:

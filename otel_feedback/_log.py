@@ -13,13 +13,13 @@ _seen: set[str] = set()
 _seen_lock = threading.Lock()
 
 
-def warn_once(cause: str, message: str, *args: object) -> None:
+def warn_once(cause: str, message: str, *args: object, exc_info: bool = False) -> None:
     """Log ``message`` at WARNING the first time ``cause`` happens in this process."""
     with _seen_lock:
         if cause in _seen:
             return
         _seen.add(cause)
-    logger.warning(message, *args)
+    logger.warning(message, *args, exc_info=exc_info)
 
 
 def reset_warnings() -> None:

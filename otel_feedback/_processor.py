@@ -25,6 +25,7 @@ from otel_feedback._exporters import FeedbackExporter
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._pending import PendingRecords, register, unregister
+from otel_feedback._spool import Spool
 from otel_feedback._version import __version__
 
 __all__ = ["FeedbackSpanProcessor"]
@@ -73,6 +74,9 @@ class FeedbackSpanProcessor(SpanProcessor):
             records at most.
         meter_provider: where the ``otel_feedback.records.dropped`` and
             ``otel_feedback.records.exported`` counters go; default the global one.
+        spool_path: an sqlite file that keeps records until every exporter is done with
+            them, so they outlive a crash or a long outage; records found there at start
+            are sent again (at least once: receivers de-duplicate on the feedback id).
 
     Raises:
         ValueError: for a non-positive size or delay, or a batch larger than the queue.
@@ -88,6 +92,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         export_timeout_millis: float = 30_000,
         retry_for_millis: float = 300_000,
         meter_provider: MeterProvider | None = None,
+        spool_path: str | os.PathLike[str] | None = None,
     ) -> None:
         exporters: tuple[object, ...] = ()
         if isinstance(exporter, FeedbackExporter):
@@ -129,9 +134,12 @@ class FeedbackSpanProcessor(SpanProcessor):
                 retry_for_s=retry_for_millis / 1000,
                 on_drop=self._drop,
                 on_exported=self._count_exported(exporter),
+                on_settled=self._settled,
             )
             for exporter in self._exporters
         )
+        self._spool = Spool(os.fspath(spool_path)) if spool_path is not None else None
+        self._unsettled: dict[str, int] = {}
         self._max_queue_size = max_queue_size
         self._batch_size = max_export_batch_size
         self._delay_s = schedule_delay_millis / 1000
@@ -141,6 +149,8 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._is_shutdown = False
         self._init_worker()
         register(self)
+        if self._spool is not None:
+            self._resend_spooled(self._spool)
         # Like the SDK's batch processors: a forked child starts afresh, with its own lock,
         # queue and thread, and without the parent's records (the parent still sends those).
         reinit = weakref.WeakMethod(self._at_fork_reinit)
@@ -162,9 +172,66 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _at_fork_reinit(self) -> None:
         self._pending = PendingRecords(_MAX_PENDING_SPANS)
+        self._unsettled = {}
         for delivery in self._deliveries:
             delivery.forget()
+        if self._spool is not None:
+            self._spool.reopen()
         self._init_worker()
+
+    def _resend_spooled(self, spool: Spool) -> None:
+        # Left by an earlier process (a crash, a long outage): sent again, at least once.
+        # What does not fit the queue stays on disk for the next start.
+        records = spool.load()
+        with self._condition:
+            room = self._max_queue_size - len(self._queue)
+            self._queue.extend(records[:room])
+            self._condition.notify()
+        if records:
+            logger.info("Sending %d feedback record(s) again from %s", len(records), spool.path)
+
+    def _spooled(self, records: list[Feedback]) -> None:
+        spool = self._spool
+        if spool is None:
+            return
+        try:
+            spool.put(records)
+        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
+            warn_once(
+                f"spool-write:{spool.path}",
+                "Could not write the feedback spool %s",
+                spool.path,
+                exc_info=True,
+            )
+            return
+        count = len(self._deliveries)
+        for record in records:
+            self._unsettled[str(record.id)] = count
+
+    def _settled(self, records: Sequence[Feedback]) -> None:
+        spool = self._spool
+        if spool is None:
+            return
+        done = []
+        for record in records:
+            key = str(record.id)
+            left = self._unsettled.get(key)
+            if left is None:
+                continue
+            if left > 1:
+                self._unsettled[key] = left - 1
+            else:
+                del self._unsettled[key]
+                done.append(key)
+        try:
+            spool.remove(done)
+        except Exception:  # noqa: BLE001 - the rows are sent again after a restart
+            warn_once(
+                f"spool-remove:{spool.path}",
+                "Could not update the feedback spool %s",
+                spool.path,
+                exc_info=True,
+            )
 
     def _init_worker(self) -> None:
         self._condition = threading.Condition()
@@ -268,6 +335,8 @@ class FeedbackSpanProcessor(SpanProcessor):
                 # A flush or shutdown tries every backlog once, due or not.
                 for delivery in self._deliveries:
                     delivery.retry(now=time.monotonic(), due_only=not (waiters or stopping))
+            except Exception:  # noqa: BLE001 - the worker must outlive any bug of ours
+                warn_once("worker-error", "Feedback export hit an error", exc_info=True)
             finally:
                 context_api.detach(token)
             for waiter in waiters:
@@ -293,6 +362,7 @@ class FeedbackSpanProcessor(SpanProcessor):
     def _export(self, batch: list[_Item]) -> None:
         records = [record for item in batch if (record := _to_record(item)) is not None]
         if records:
+            self._spooled(records)
             for delivery in self._deliveries:
                 delivery.send(records)
 
@@ -342,6 +412,8 @@ class FeedbackSpanProcessor(SpanProcessor):
                 exporter.shutdown()
             except Exception:  # noqa: BLE001 - shutting down must reach every exporter
                 logger.warning("Feedback exporter %r raised on shutdown", exporter, exc_info=True)
+        if self._spool is not None:
+            self._spool.close()
         if self._dropped:
             logger.warning("%d feedback record(s) were dropped in all", self._dropped)
 

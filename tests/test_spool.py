@@ -1,0 +1,142 @@
+"""The on-disk spool: records outlive a crash and a long outage, delivered at least once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+import otel_feedback
+from otel_feedback import (
+    Feedback,
+    FeedbackExporter,
+    FeedbackExportResult,
+    FeedbackSpanProcessor,
+    InMemoryFeedbackExporter,
+    record_feedback,
+)
+from otel_feedback._spool import Spool
+from tests.otlp_receiver import OTLPReceiver
+
+APP = """
+import os, sys
+from opentelemetry.sdk.resources import Resource
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import FeedbackSpanProcessor, OTLPFeedbackExporter, record_feedback
+
+endpoint, spool, count, crash = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "crash"
+provider = TracerProvider()
+processor = FeedbackSpanProcessor(
+    OTLPFeedbackExporter(endpoint=endpoint, timeout=1, resource=Resource.create({})),
+    spool_path=spool,
+    schedule_delay_millis=20,
+)
+provider.add_span_processor(processor)
+with provider.get_tracer("app").start_as_current_span("run"):
+    for i in range(count):
+        print(record_feedback("k", score=i).id, flush=True)
+delivered = processor.force_flush(3_000 if crash else 30_000)
+if crash:
+    os._exit(9)  # no atexit, no shutdown: a crash
+provider.shutdown()
+sys.exit(0 if delivered else 1)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run(port: int, spool: Path, count: int, *, crash: bool) -> list[UUID]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            APP,
+            f"http://127.0.0.1:{port}/v1/logs",
+            str(spool),
+            str(count),
+            "crash" if crash else "ok",
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == (9 if crash else 0), done.stderr[-2000:]
+    return [UUID(line) for line in done.stdout.split()]
+
+
+def _rows(spool: Path) -> int:
+    with sqlite3.connect(spool) as connection:
+        (count,) = connection.execute("SELECT COUNT(*) FROM feedback").fetchone()
+    return int(count)
+
+
+def test_records_outlive_a_crash_during_an_outage(tmp_path: Path) -> None:
+    spool, port = tmp_path / "feedback.sqlite", _free_port()
+    crashed = _run(port, spool, 20, crash=True)  # nothing listens: then the process dies
+    assert _rows(spool) == 20
+    with OTLPReceiver(http_port=port) as receiver:
+        assert _run(port, spool, 0, crash=False) == []  # the next start sends them
+        received = [UUID(log.attributes["otel_feedback.id"]) for log in receiver.logs()]
+    assert sorted(set(received)) == sorted(crashed)
+    assert _rows(spool) == 0
+
+
+def test_delivered_records_leave_the_spool(tmp_path: Path) -> None:
+    spool = tmp_path / "feedback.sqlite"
+    with OTLPReceiver() as receiver:
+        sent = _run(receiver.http_port, spool, 5, crash=False)
+        assert sorted(UUID(x.attributes["otel_feedback.id"]) for x in receiver.logs()) == sorted(
+            sent
+        )
+    assert _rows(spool) == 0
+
+
+def test_records_wait_on_disk_for_every_exporter(tmp_path: Path) -> None:
+    spool_file = tmp_path / "feedback.sqlite"
+    memory = InMemoryFeedbackExporter()
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(
+        [memory, _Unreachable()], spool_path=spool_file, retry_for_millis=60_000
+    )
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("run"):
+        record = record_feedback("k", score=1)
+    assert record is not None
+    assert not processor.force_flush(500)
+    assert memory.get_finished_feedback() == (record,)
+    assert _rows(spool_file) == 1  # one exporter still owes it
+    provider.shutdown()
+    assert Spool(str(spool_file)).load() == [record]
+
+
+def test_the_spool_is_set_by_one_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_FEEDBACK_SPOOL_PATH", str(tmp_path / "env.sqlite"))
+    provider = TracerProvider()
+    processor = otel_feedback.configure(tracer_provider=provider, exporters=["console"])
+    assert processor is not None
+    assert processor._spool is not None
+    assert processor._spool.path == str(tmp_path / "env.sqlite")
+    provider.shutdown()
+
+
+class _Unreachable(FeedbackExporter):
+    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+        return FeedbackExportResult.RETRY
