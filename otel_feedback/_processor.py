@@ -139,7 +139,6 @@ class FeedbackSpanProcessor(SpanProcessor):
             for exporter in self._exporters
         )
         self._spool = Spool(os.fspath(spool_path)) if spool_path is not None else None
-        self._unsettled: dict[str, int] = {}
         self._max_queue_size = max_queue_size
         self._batch_size = max_export_batch_size
         self._delay_s = schedule_delay_millis / 1000
@@ -172,7 +171,6 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _at_fork_reinit(self) -> None:
         self._pending = PendingRecords(_MAX_PENDING_SPANS)
-        self._unsettled = {}
         for delivery in self._deliveries:
             delivery.forget()
         if self._spool is not None:
@@ -189,49 +187,6 @@ class FeedbackSpanProcessor(SpanProcessor):
             self._condition.notify()
         if records:
             logger.info("Sending %d feedback record(s) again from %s", len(records), spool.path)
-
-    def _spooled(self, records: list[Feedback]) -> None:
-        spool = self._spool
-        if spool is None:
-            return
-        try:
-            spool.put(records)
-        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
-            warn_once(
-                f"spool-write:{spool.path}",
-                "Could not write the feedback spool %s",
-                spool.path,
-                exc_info=True,
-            )
-            return
-        count = len(self._deliveries)
-        for record in records:
-            self._unsettled[str(record.id)] = count
-
-    def _settled(self, records: Sequence[Feedback]) -> None:
-        spool = self._spool
-        if spool is None:
-            return
-        done = []
-        for record in records:
-            key = str(record.id)
-            left = self._unsettled.get(key)
-            if left is None:
-                continue
-            if left > 1:
-                self._unsettled[key] = left - 1
-            else:
-                del self._unsettled[key]
-                done.append(key)
-        try:
-            spool.remove(done)
-        except Exception:  # noqa: BLE001 - the rows are sent again after a restart
-            warn_once(
-                f"spool-remove:{spool.path}",
-                "Could not update the feedback spool %s",
-                spool.path,
-                exc_info=True,
-            )
 
     def _init_worker(self) -> None:
         self._condition = threading.Condition()
@@ -255,6 +210,10 @@ class FeedbackSpanProcessor(SpanProcessor):
     def retrying_records(self) -> int:
         """Records held for another try because an exporter could not take them yet."""
         return sum(d.held_records for d in self._deliveries)
+
+    def _settled(self, records: Sequence[Feedback]) -> None:
+        if self._spool is not None:
+            self._spool.settle(records)
 
     def _count_exported(self, exporter: FeedbackExporter) -> Callable[[int], None]:
         attributes = {"exporter": type(exporter).__name__}
@@ -362,7 +321,8 @@ class FeedbackSpanProcessor(SpanProcessor):
     def _export(self, batch: list[_Item]) -> None:
         records = [record for item in batch if (record := _to_record(item)) is not None]
         if records:
-            self._spooled(records)
+            if self._spool is not None:
+                self._spool.keep(records, len(self._deliveries))
             for delivery in self._deliveries:
                 delivery.send(records)
 

@@ -26,12 +26,56 @@ CREATE TABLE IF NOT EXISTS feedback (
 
 
 class Spool:
-    """The spooled records of one file; safe to use from several threads."""
+    """The spooled records of one file; safe to use from several threads.
+
+    :meth:`keep` and :meth:`settle` are the processor's side: they count, per record, the
+    exporters still owing it, and never raise (a failing disk is logged once; the rows it
+    could not delete are sent again after a restart).
+    """
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._lock = threading.Lock()
         self._connection = self._connect()
+        self._owing: dict[str, int] = {}
+
+    def keep(self, records: Sequence[Feedback], exporters: int) -> None:
+        """Spool ``records`` until ``exporters`` exporters have each settled them."""
+        try:
+            self.put(records)
+        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
+            warn_once(
+                f"spool-write:{self._path}",
+                "Could not write the feedback spool %s",
+                self._path,
+                exc_info=True,
+            )
+            return
+        for record in records:
+            self._owing[str(record.id)] = exporters
+
+    def settle(self, records: Sequence[Feedback]) -> None:
+        """One exporter is done with ``records``; forget those no exporter owes any more."""
+        done = []
+        for record in records:
+            key = str(record.id)
+            left = self._owing.get(key)
+            if left is None:
+                continue
+            if left > 1:
+                self._owing[key] = left - 1
+            else:
+                del self._owing[key]
+                done.append(key)
+        try:
+            self.remove(done)
+        except Exception:  # noqa: BLE001 - the rows are sent again after a restart
+            warn_once(
+                f"spool-remove:{self._path}",
+                "Could not update the feedback spool %s",
+                self._path,
+                exc_info=True,
+            )
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
@@ -46,9 +90,13 @@ class Spool:
         return self._path
 
     def reopen(self) -> None:
-        """A fresh connection (in a forked child: a connection must not cross a fork)."""
+        """A fresh connection and ledger, in a forked child.
+
+        A connection must not cross a fork, and the parent settles its own records.
+        """
         self._lock = threading.Lock()
         self._connection = self._connect()
+        self._owing = {}
 
     def put(self, records: Sequence[Feedback]) -> None:
         """Keep ``records`` (a record already kept is left as it is)."""
