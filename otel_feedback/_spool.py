@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from otel_feedback._log import warn_once
 from otel_feedback._model import Feedback
@@ -41,15 +41,7 @@ class Spool:
 
     def keep(self, records: Sequence[Feedback], exporters: int) -> None:
         """Spool ``records`` until ``exporters`` exporters have each settled them."""
-        try:
-            self.put(records)
-        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
-            warn_once(
-                f"spool-write:{self._path}",
-                "Could not write the feedback spool %s",
-                self._path,
-                exc_info=True,
-            )
+        if not self._safely("write", lambda: self.put(records)):
             return
         for record in records:
             self._owing[str(record.id)] = exporters
@@ -67,15 +59,22 @@ class Spool:
             else:
                 del self._owing[key]
                 done.append(key)
+        # Rows that cannot be removed are only sent again after a restart.
+        self._safely("update", lambda: self.remove(done))
+
+    def _safely(self, verb: str, action: Callable[[], None]) -> bool:
         try:
-            self.remove(done)
-        except Exception:  # noqa: BLE001 - the rows are sent again after a restart
+            action()
+        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
             warn_once(
-                f"spool-remove:{self._path}",
-                "Could not update the feedback spool %s",
+                f"spool-{verb}:{self._path}",
+                "Could not %s the feedback spool %s",
+                verb,
                 self._path,
                 exc_info=True,
             )
+            return False
+        return True
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)

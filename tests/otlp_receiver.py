@@ -23,6 +23,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from otel_feedback import Feedback
+from otel_feedback._codec import decode
+
 
 def any_value(value: AnyValue) -> Any:
     """The Python value of an OTLP AnyValue, keeping bool, int and double apart."""
@@ -58,6 +61,16 @@ class ReceivedLog:
     @property
     def span_id(self) -> int:
         return int.from_bytes(self.record.span_id, "big")
+
+    @property
+    def feedback(self) -> Feedback:
+        """The feedback record this log event carries, rebuilt from what crossed the wire."""
+        return decode(
+            self.attributes,
+            timestamp_ns=self.record.time_unix_nano,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+        )
 
 
 @dataclass(frozen=True)

@@ -297,11 +297,6 @@ def test_feedback_from_a_second_process_lands_on_the_first_ones_run(
     assert carrier.resource["service.name"] == "feedback-worker"
     (log,) = receiver.logs()
     assert (log.trace_id, log.span_id) == (answer.trace_id, answer.span_id)
-    record = decode(
-        log.attributes,
-        timestamp_ns=log.record.time_unix_nano,
-        trace_id=log.trace_id,
-        span_id=log.span_id,
-    )
+    record = log.feedback
     assert record.model_dump_json() == printed
     assert record.run_id == uuid.UUID(int=answer.span_id)

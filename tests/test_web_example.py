@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from otel_feedback._codec import decode
 from tests.otlp_receiver import OTLPReceiver
 
 APP = Path(__file__).parent.parent / "examples" / "feedback_web_app.py"
@@ -108,12 +107,7 @@ def test_the_feedback_lands_on_the_answers_run(web_app: WebApp, receiver: OTLPRe
     assert carrier.parent_span_id == answer.span_id
     (log,) = receiver.logs()
     assert (log.trace_id, log.span_id) == (answer.trace_id, answer.span_id)
-    record = decode(
-        log.attributes,
-        timestamp_ns=log.record.time_unix_nano,
-        trace_id=log.trace_id,
-        span_id=log.span_id,
-    )
+    record = log.feedback
     assert str(record.id) == created["id"]
     assert record.score == 1
     assert record.comment == "ok"

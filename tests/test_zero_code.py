@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from otel_feedback._codec import decode
 from tests.otlp_receiver import OTLPReceiver
 
 APP = Path(__file__).parent.parent / "examples" / "zero_code_app.py"
@@ -64,12 +63,7 @@ def test_spans_and_feedback_reach_the_same_endpoint(receiver: OTLPReceiver, prot
         assert span.span.name == judged[log.attributes["gen_ai.evaluation.name"]]
         assert log.resource["service.name"] == "support-bot"
         assert log.resource["deployment.environment"] == "test"
-        record = decode(
-            log.attributes,
-            timestamp_ns=log.record.time_unix_nano,
-            trace_id=log.trace_id,
-            span_id=log.span_id,
-        )
+        record = log.feedback
         assert record.run_id is not None
         assert record.run_id.int == span.span_id
     assert {log.transport for log in logs} == {"grpc" if protocol == "grpc" else "http"}
