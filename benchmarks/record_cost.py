@@ -28,9 +28,17 @@ from otel_feedback._codec import encode
 ARGUMENTS = {"score": 1, "value": "good", "comment": "matches the reference answer"}
 
 
-def median_us(run: Callable[[int], int], calls: int, repeats: int) -> float:
-    """Median over ``repeats`` of the per-call time ``run`` reports for ``calls`` calls."""
-    return statistics.median(run(calls) / calls / 1000 for _ in range(repeats))
+def interleaved_medians(runs: list[Callable[[int], int]], calls: int, repeats: int) -> list[float]:
+    """Per-call medians (us) of each run, the runs taking turns in every repeat.
+
+    Taking turns spreads the shared machine's noise over all runs alike, so that the ratios
+    between them hold even when the absolute figures wander.
+    """
+    samples: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, kept in zip(runs, samples, strict=True):
+            kept.append(run(calls) / calls / 1000)
+    return [statistics.median(kept) for kept in samples]
 
 
 def main() -> None:
@@ -116,17 +124,13 @@ def main() -> None:
         exporter.clear()
         return elapsed
 
-    def measure(run: Callable[[int], int], calls: int) -> float:
-        return median_us(run, calls, args.repeats)
-
     for run in (bare_add_event, feedback, spans_without, spans_with, bare_carrier, feedback_after):
         run(200)  # warm up
-    floor = measure(bare_add_event, args.calls)
-    ours = measure(feedback, args.calls)
-    bare_spans = measure(spans_without, args.calls)
-    processed_spans = measure(spans_with, args.calls)
-    carrier_floor = measure(bare_carrier, args.calls)
-    after = measure(feedback_after, args.calls)
+    floor, ours, bare_spans, processed_spans, carrier_floor, after = interleaved_medians(
+        [bare_add_event, feedback, spans_without, spans_with, bare_carrier, feedback_after],
+        args.calls,
+        args.repeats,
+    )
 
     rows = [
         (f"span.add_event, the same {len(attributes)} attributes (floor)", floor, 1.0),
