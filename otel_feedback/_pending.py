@@ -25,37 +25,38 @@ class PendingRecords:
 
     def __init__(self, max_spans: int) -> None:
         self._max_spans = max_spans
-        self._by_span: dict[SpanKey, list[Feedback]] = {}
+        self.by_span: dict[SpanKey, list[Feedback]] = {}
+        """Records by span; read without the lock only to see whether it is empty."""
         self._lock = threading.Lock()
 
     def add(self, key: SpanKey, record: Feedback) -> None:
         with self._lock:
-            records = self._by_span.get(key)
+            records = self.by_span.get(key)
             if records is not None:
                 records.append(record)
                 return
-            if len(self._by_span) >= self._max_spans:
+            if len(self.by_span) >= self._max_spans:
                 # Spans that never end here (another TracerProvider's, or leaked ones) must not
                 # grow this forever. Their records are still on their span events.
-                del self._by_span[next(iter(self._by_span))]
+                del self.by_span[next(iter(self.by_span))]
                 warn_once(
                     "pending-evicted",
                     "More than %d spans with feedback are still open; the oldest span's "
                     "records now rely on its span events alone",
                     self._max_spans,
                 )
-            self._by_span[key] = [record]
+            self.by_span[key] = [record]
 
     def pop(self, trace_id: int, span_id: int) -> list[Feedback] | None:
         # Read without the lock first: most spans end while nothing is pending at all, and
         # this runs for every span of the application.
-        if not self._by_span:
+        if not self.by_span:
             return None
         with self._lock:
-            return self._by_span.pop((trace_id, span_id), None)
+            return self.by_span.pop((trace_id, span_id), None)
 
     def __len__(self) -> int:
-        return len(self._by_span)
+        return len(self.by_span)
 
 
 class FeedbackSink(Protocol):

@@ -231,8 +231,15 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the feedback of ``span``. Runs on the application's thread: scan, hand off."""
+        if self._is_shutdown:
+            return
+        # The common case first, at the least cost: no events, and no record kept aside.
+        # (ReadableSpan.events would copy the list under a lock just to say it is empty.)
+        own_events = getattr(span, "_events", None)
+        if own_events is not None and not own_events and not self._pending.by_span:
+            return
         span_context = span.context
-        if self._is_shutdown or span_context is None:
+        if span_context is None:
             return
         kept = self._pending.pop(span_context.trace_id, span_context.span_id)
         items: list[_Item] = list(kept) if kept else []

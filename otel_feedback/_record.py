@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from opentelemetry import trace
 from pydantic import ValidationError
 
 from otel_feedback._attributes import EVENT_NAME
@@ -18,15 +16,24 @@ from otel_feedback._carrier import deliver_remote
 from otel_feedback._codec import datetime_from_ns, encode, mark_if_cut
 from otel_feedback._environment import sdk_disabled
 from otel_feedback._errors import InvalidFeedbackError
-from otel_feedback._ids import IdLike, as_uuid, uuid_from_span_id, uuid_from_trace_id
+from otel_feedback._ids import (
+    IdLike,
+    as_uuid,
+    random_uuid4,
+    uuid_from_span_id,
+    uuid_from_trace_id,
+)
 from otel_feedback._log import warn_once
-from otel_feedback._model import Feedback, FeedbackConfig, invalid_feedback
+from otel_feedback._model import Feedback, FeedbackConfig, FeedbackSource, invalid_feedback
 from otel_feedback._pending import live_sinks
 from otel_feedback._target import Remote, SpanLike, current_target, resolve_target
 
 __all__ = ["record_feedback"]
 
 UUIDLike = UUID | str
+
+_PLAIN_SOURCES: dict[object, FeedbackSource] = {}
+_MAX_PLAIN_SOURCES = 64
 
 # Record fields that users set through an argument of another name.
 _ARGUMENT_OF_FIELD = {
@@ -124,10 +131,11 @@ def record_feedback(
         target = None if sdk_disabled() else resolve_target(span, trace_id, run_id, traceparent)
         if target is None:
             return None
-    live = isinstance(target, trace.Span)
+    # Plain-class checks only: isinstance against the Span ABC costs a microsecond a call.
+    remote = target.__class__ is Remote
     # Only a span that does not record can come from a disabled SDK: the check costs the
     # recording path nothing.
-    if not live and sdk_disabled():
+    if (remote or target is None) and sdk_disabled():
         return None
     if isinstance(target, Remote):
         judged_trace, judged_span = target.trace_id, target.span_id
@@ -138,10 +146,10 @@ def record_feedback(
         judged_trace = judged_span = 0
     now_ns = time.time_ns() // 1000 * 1000  # the record keeps microseconds: stay exact
     created_at = datetime_from_ns(now_ns)
-    if isinstance(feedback_source_type, Enum):
+    if feedback_source_type.__class__ is not str and isinstance(feedback_source_type, Enum):
         feedback_source_type = feedback_source_type.value
     fields: dict[str, Any] = {
-        "id": uuid.uuid4() if feedback_id is None else as_uuid(feedback_id, "feedback_id"),
+        "id": random_uuid4() if feedback_id is None else as_uuid(feedback_id, "feedback_id"),
         "created_at": created_at,
         "modified_at": created_at,
         "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
@@ -187,7 +195,16 @@ def _source(
     source_info: Mapping[str, Any] | None,
     source_run_id: UUIDLike | None,
     user_id: UUIDLike | None,
-) -> dict[str, Any]:
+) -> FeedbackSource | dict[str, Any]:
+    if source_info is None and source_run_id is None and user_id is None:
+        # The common case: one shared, already validated source per type (the model is frozen).
+        cached = _PLAIN_SOURCES.get(source_type) if source_type.__class__ is str else None
+        if cached is None and isinstance(source_type, str) and source_type:
+            cached = FeedbackSource(type=source_type)
+            if len(_PLAIN_SOURCES) < _MAX_PLAIN_SOURCES:
+                _PLAIN_SOURCES[source_type] = cached
+        if cached is not None:
+            return cached
     if source_info is not None and not isinstance(source_info, Mapping):
         raise InvalidFeedbackError(
             "source_info", f"must be a mapping, got {type(source_info).__name__}"
