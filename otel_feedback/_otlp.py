@@ -12,7 +12,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import TraceFlags
 
 from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._codec import encode, ns_from_datetime
@@ -29,6 +29,7 @@ from otel_feedback._version import __version__
 __all__ = ["OTLPFeedbackExporter", "to_log_record"]
 
 _SCOPE = InstrumentationScope("otel_feedback", __version__)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
 class OTLPFeedbackExporter(FeedbackExporter):
@@ -106,15 +107,16 @@ class OTLPFeedbackExporter(FeedbackExporter):
 
 def to_log_record(record: Feedback, resource: Resource) -> ReadableLogRecord:
     """The OTLP log event of one record."""
-    trace_id = record.trace_id.int if record.trace_id is not None else 0
-    span_id = record.run_id.int if record.run_id is not None else 0
-    span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(1))
     log_record = LogRecord(
         timestamp=ns_from_datetime(record.created_at),
-        context=trace.set_span_in_context(NonRecordingSpan(span_context)),
         attributes=encode(record),
         event_name=EVENT_NAME,
     )
+    # The judged span's ids, set directly: a context holding a span for each record would
+    # cost more than the rest of the conversion.
+    log_record.trace_id = record.trace_id.int if record.trace_id is not None else 0
+    log_record.span_id = record.run_id.int if record.run_id is not None else 0
+    log_record.trace_flags = _SAMPLED
     return ReadableLogRecord(log_record=log_record, resource=resource, instrumentation_scope=_SCOPE)
 
 

@@ -1,0 +1,209 @@
+"""Throughput from span end to exporter, and memory under sustained load.
+
+    python benchmarks/throughput.py [--records N] [--sustained M]
+
+1. Throughput: N spans, each carrying one feedback record, end through on_end as fast as the
+   processor takes them; the figure is records per second until the exporter has them all:
+   to a counting in-memory exporter, and over OTLP/HTTP to a receiver in another process on
+   127.0.0.1.
+2. Memory: M records made and exported one after another through the bounded queue (to a
+   counting exporter); peak RSS before and after, and the memory one queued record costs
+   (tracemalloc, with the exporter held so that the queue fills).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_feedback import (
+    Feedback,
+    FeedbackExporter,
+    FeedbackExportResult,
+    FeedbackSpanProcessor,
+    OTLPFeedbackExporter,
+    record_feedback,
+)
+from otel_feedback._pending import PendingRecords
+
+REPO = Path(__file__).parent.parent
+RECEIVER = """
+import sys, threading
+sys.path.insert(0, sys.argv[2])
+from tests.otlp_receiver import OTLPReceiver
+count = 0
+lock = threading.Lock()
+def took(logs):
+    global count
+    with lock:
+        count += len(logs)
+        if count >= int(sys.argv[3]):
+            print("all", flush=True)
+OTLPReceiver(http_port=int(sys.argv[1]), on_logs=took).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+class Counting(FeedbackExporter):
+    def __init__(self) -> None:
+        self.count = 0
+        self.release = threading.Event()
+        self.release.set()
+
+    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+        self.release.wait()
+        self.count += len(batch)
+        return FeedbackExportResult.SUCCESS
+
+
+def ended_spans(processor: FeedbackSpanProcessor, count: int) -> list[ReadableSpan]:
+    """Spans with one record each, ended; the processor has kept their records aside.
+
+    In an application a span ends soon after its feedback; here all of them stay open to
+    the processor until the clock starts, so it is told to keep that many aside.
+    """
+    processor._pending = PendingRecords(count)  # noqa: SLF001
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bench")
+    for i in range(count):
+        with tracer.start_as_current_span("answer"):
+            record_feedback("user_rating", score=i % 2, comment="fine")
+    spans = list(memory.get_finished_spans())
+    provider.shutdown()
+    assert processor.force_flush()
+    return spans
+
+
+def throughput(exporter: FeedbackExporter, count: int, done: threading.Event | None) -> float:
+    processor = FeedbackSpanProcessor(
+        exporter, max_queue_size=count, max_export_batch_size=512, schedule_delay_millis=10
+    )
+    spans = ended_spans(processor, count)
+    started = time.perf_counter()
+    for span in spans:
+        processor.on_end(span)
+    assert processor.force_flush(120_000)
+    if done is not None:
+        assert done.wait(120)
+    elapsed = time.perf_counter() - started
+    assert processor.dropped_records == 0
+    processor.shutdown()
+    return count / elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def otlp_throughput(count: int) -> float:
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", RECEIVER, str(port), str(REPO), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert receiver.stdout is not None
+    assert receiver.stdout.readline().strip() == "ready"
+    everything = threading.Event()
+    stdout = receiver.stdout
+
+    def wait_for_all() -> None:
+        if stdout.readline().strip() == "all":
+            everything.set()
+
+    threading.Thread(target=wait_for_all, daemon=True).start()
+    try:
+        exporter = OTLPFeedbackExporter(
+            endpoint=f"http://127.0.0.1:{port}/v1/logs", resource=Resource.create({})
+        )
+        return throughput(exporter, count, everything)
+    finally:
+        receiver.kill()
+        receiver.wait()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sustained(count: int) -> tuple[float, float, float]:
+    exporter = Counting()
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(exporter, schedule_delay_millis=50)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+    before = peak_rss_mib()
+    started = time.perf_counter()
+    for i in range(count):
+        with tracer.start_as_current_span("answer"):
+            record_feedback("user_rating", score=i % 2, comment="fine")
+    assert processor.force_flush(120_000)
+    elapsed = time.perf_counter() - started
+    assert exporter.count + processor.dropped_records == count
+    provider.shutdown()
+    return before, peak_rss_mib(), count / elapsed
+
+
+def bytes_per_queued_record(count: int = 10_000) -> float:
+    exporter = Counting()
+    exporter.release.clear()  # the worker blocks in export: records stay queued
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(
+        exporter, max_queue_size=count + 1, max_export_batch_size=1, schedule_delay_millis=1
+    )
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+    with tracer.start_as_current_span("first"):
+        record_feedback("user_rating", score=1)
+    tracemalloc.start()
+    baseline = tracemalloc.take_snapshot()
+    for i in range(count):
+        with tracer.start_as_current_span("answer"):
+            record_feedback("user_rating", score=i % 2, comment="fine")
+    grown = tracemalloc.take_snapshot().compare_to(baseline, "filename")
+    tracemalloc.stop()
+    exporter.release.set()
+    provider.shutdown()
+    return sum(stat.size_diff for stat in grown) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--sustained", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    memory_rate = throughput(Counting(), args.records, None)
+    otlp_rate = otlp_throughput(args.records)
+    per_record = bytes_per_queued_record()
+    rss_before, rss_after, sustained_rate = sustained(args.sustained)
+
+    print(f"{'measure':<58}{'figure':>14}")
+    print(f"{'span end -> in-memory exporter (records/s)':<58}{memory_rate:>14,.0f}")
+    print(f"{'span end -> OTLP/HTTP receiver on 127.0.0.1 (records/s)':<58}{otlp_rate:>14,.0f}")
+    print(f"{'memory of one queued record (bytes)':<58}{per_record:>14,.0f}")
+    label = f"{args.sustained:,} records made and exported (records/s)"
+    print(f"{label:<58}{sustained_rate:>14,.0f}")
+    print(f"{'peak RSS before / after (MiB)':<58}{f'{rss_before:.0f} / {rss_after:.0f}':>14}")
+
+
+if __name__ == "__main__":
+    main()
