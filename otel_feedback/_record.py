@@ -127,16 +127,15 @@ def record_feedback(
     """
     if span is None and trace_id is None and run_id is None and traceparent is None:
         target = current_target()
-    else:
-        target = None if sdk_disabled() else resolve_target(span, trace_id, run_id, traceparent)
-        if target is None:
+        # Only a span that does not record can come from a disabled SDK: the check costs the
+        # recording path nothing. (Plain-class check: isinstance against the Span ABC costs
+        # a microsecond a call.)
+        if (target is None or target.__class__ is Remote) and sdk_disabled():
             return None
-    # Plain-class checks only: isinstance against the Span ABC costs a microsecond a call.
-    remote = target.__class__ is Remote
-    # Only a span that does not record can come from a disabled SDK: the check costs the
-    # recording path nothing.
-    if (remote or target is None) and sdk_disabled():
+    elif sdk_disabled():
         return None
+    else:
+        target = resolve_target(span, trace_id, run_id, traceparent)
     if isinstance(target, Remote):
         judged_trace, judged_span = target.trace_id, target.span_id
     elif target is not None:

@@ -6,6 +6,7 @@ It decodes what exporters send with opentelemetry-proto and keeps it for asserti
 from __future__ import annotations
 
 import gzip
+import socket
 import sys
 import threading
 import time
@@ -25,6 +26,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otel_feedback import Feedback
 from otel_feedback._codec import decode
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (for a server that comes up later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def any_value(value: AnyValue) -> Any:

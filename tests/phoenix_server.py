@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -12,6 +11,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.otlp_receiver import free_port
 
 REPO = Path(__file__).parent.parent
 PHOENIX_BIN_VARIABLE = "PHOENIX_BIN"
@@ -24,17 +25,10 @@ def phoenix_bin() -> Path | None:
     return path if path.exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class PhoenixServer:
     def __init__(self, executable: Path, working_dir: Path) -> None:
-        self.port = _free_port()
-        self.grpc_port = _free_port()
+        self.port = free_port()
+        self.grpc_port = free_port()
         self.log = working_dir / "phoenix.log"
         environment = dict(os.environ)
         environment.update(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from uuid import UUID
@@ -21,13 +20,7 @@ from otel_feedback import (
     PhoenixFeedbackExporter,
     record_feedback,
 )
-from tests.otlp_receiver import OTLPReceiver
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.otlp_receiver import OTLPReceiver, free_port
 
 
 class App:
@@ -63,7 +56,7 @@ def _received(*receivers: OTLPReceiver) -> list[UUID]:
 
 @pytest.fixture
 def port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback._spool import Spool
-from tests.otlp_receiver import OTLPReceiver
+from tests.otlp_receiver import OTLPReceiver, free_port
 
 APP = """
 import os, sys
@@ -50,12 +49,6 @@ if crash:
 provider.shutdown()
 sys.exit(0 if delivered else 1)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _run(port: int, spool: Path, count: int, *, crash: bool) -> list[UUID]:
@@ -87,7 +80,7 @@ def _rows(spool: Path) -> int:
 
 
 def test_records_outlive_a_crash_during_an_outage(tmp_path: Path) -> None:
-    spool, port = tmp_path / "feedback.sqlite", _free_port()
+    spool, port = tmp_path / "feedback.sqlite", free_port()
     crashed = _run(port, spool, 20, crash=True)  # nothing listens: then the process dies
     assert _rows(spool) == 20
     with OTLPReceiver(http_port=port) as receiver:
