@@ -57,7 +57,7 @@ def main() -> None:
     with with_feedback.get_tracer("b").start_as_current_span("sample"):
         sample = record_feedback("correctness", **ARGUMENTS)  # type: ignore[arg-type]
     assert sample is not None
-    attributes = encode(sample)
+    attributes = encode(sample.to_feedback())
 
     # Each run times only its calls: ending the span and flushing happen off the clock.
     def bare_add_event(calls: int) -> int:

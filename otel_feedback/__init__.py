@@ -30,6 +30,7 @@ from otel_feedback._otlp import OTLPFeedbackExporter
 from otel_feedback._phoenix import PhoenixFeedbackExporter
 from otel_feedback._processor import FeedbackSpanProcessor
 from otel_feedback._record import record_feedback
+from otel_feedback._recorded import RecordedFeedback
 from otel_feedback._tokens import create_feedback_token, record_feedback_from_token
 from otel_feedback._version import __version__
 
@@ -49,6 +50,7 @@ __all__ = [
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
     "PhoenixFeedbackExporter",
+    "RecordedFeedback",
     "__version__",
     "configure",
     "create_feedback_token",

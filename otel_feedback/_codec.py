@@ -21,7 +21,14 @@ from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import uuid_from_span_id, uuid_from_trace_id
 from otel_feedback._model import Feedback, invalid_feedback
 
-__all__ = ["datetime_from_ns", "decode", "encode", "mark_if_cut", "ns_from_datetime"]
+__all__ = [
+    "datetime_from_ns",
+    "decode",
+    "encode",
+    "encode_plain",
+    "mark_if_cut",
+    "ns_from_datetime",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -43,26 +50,45 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def encode(record: Feedback) -> dict[str, AttributeValue]:
-    """The event attributes of ``record``; its target ids and time travel beside them."""
-    attrs: dict[str, AttributeValue] = {a.ATTR_KEY: record.key, a.ATTR_ID: str(record.id)}
-    score = record.score
+def encode_plain(  # noqa: PLR0917 - on the recording path, where keywords cost time
+    key: str,
+    id_text: str,
+    score: bool | int | float | None,
+    value: Any,
+    comment: str | None,
+    source_type: str | None,
+) -> dict[str, AttributeValue]:
+    """The attributes of the fields most feedback has; :func:`encode` adds the others."""
+    attrs: dict[str, AttributeValue] = {a.ATTR_KEY: key, a.ATTR_ID: id_text}
     if score is not None:
         attrs[a.ATTR_SCORE_VALUE] = float(score)
-        if not isinstance(score, float):
+        if score.__class__ is not float:
             attrs[a.ATTR_SCORE] = score
-    value = record.value
     if isinstance(value, str):
         attrs[a.ATTR_SCORE_LABEL] = value
     elif value is not None:
         attrs[a.ATTR_VALUE] = _dumps(value)
-    if record.comment is not None:
-        attrs[a.ATTR_COMMENT] = record.comment
+    if comment is not None:
+        attrs[a.ATTR_COMMENT] = comment
+    if source_type is not None:
+        attrs[a.ATTR_SOURCE_TYPE] = source_type
+    return attrs
+
+
+def encode(record: Feedback) -> dict[str, AttributeValue]:
+    """The event attributes of ``record``; its target ids and time travel beside them."""
+    source = record.feedback_source
+    attrs = encode_plain(
+        record.key,
+        str(record.id),
+        record.score,
+        record.value,
+        record.comment,
+        None if source is None else source.type,
+    )
     if record.correction is not None:
         attrs[a.ATTR_CORRECTION] = _dumps(record.correction)
-    source = record.feedback_source
     if source is not None:
-        attrs[a.ATTR_SOURCE_TYPE] = source.type
         if source.metadata is not None:
             attrs[a.ATTR_SOURCE_METADATA] = _dumps(source.metadata)
         if source.user_id is not None:

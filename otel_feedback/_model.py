@@ -33,15 +33,17 @@ MAX_COMMENT_CHARS = 65_536
 MAX_JSON_CHARS = 262_144
 """Largest value, correction, extra or source_info, as JSON text."""
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+"""Smallest integer score (OTLP carries integers as int64)."""
+INT64_MAX = (1 << 63) - 1
+"""Largest integer score."""
 
 
 def _score(score: object) -> bool | int | float | None:
     if score is None or isinstance(score, bool):
         return score
     if isinstance(score, int):
-        if not _INT64_MIN <= score <= _INT64_MAX:
+        if not INT64_MIN <= score <= INT64_MAX:
             # OTLP carries integers as int64; a larger one could never be exported.
             raise ValueError(f"integer out of the signed 64-bit range, got {score}")
         return int(score)

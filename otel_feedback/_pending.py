@@ -13,7 +13,7 @@ import threading
 from typing import Protocol
 
 from otel_feedback._log import warn_once
-from otel_feedback._model import Feedback
+from otel_feedback._recorded import RecordedFeedback
 
 __all__ = ["FeedbackSink", "PendingRecords", "live_sinks", "register", "unregister"]
 
@@ -25,11 +25,17 @@ class PendingRecords:
 
     def __init__(self, max_spans: int) -> None:
         self._max_spans = max_spans
-        self.by_span: dict[SpanKey, list[Feedback]] = {}
+        self.by_span: dict[SpanKey, list[RecordedFeedback]] = {}
         """Records by span; read without the lock only to see whether it is empty."""
         self._lock = threading.Lock()
 
-    def add(self, key: SpanKey, record: Feedback) -> None:
+    def add(self, key: SpanKey, record: RecordedFeedback) -> None:
+        # A span's second record needs no lock: dict.get and list.append are atomic. Should
+        # the span end in between, its on_end still finds this record's event on the span.
+        records = self.by_span.get(key)
+        if records is not None:
+            records.append(record)
+            return
         with self._lock:
             records = self.by_span.get(key)
             if records is not None:
@@ -47,7 +53,7 @@ class PendingRecords:
                 )
             self.by_span[key] = [record]
 
-    def pop(self, trace_id: int, span_id: int) -> list[Feedback] | None:
+    def pop(self, trace_id: int, span_id: int) -> list[RecordedFeedback] | None:
         # Read without the lock first: most spans end while nothing is pending at all, and
         # this runs for every span of the application.
         if not self.by_span:
@@ -62,10 +68,10 @@ class PendingRecords:
 class FeedbackSink(Protocol):
     """What record_feedback hands records to: each live FeedbackSpanProcessor."""
 
-    def _keep_aside(self, trace_id: int, span_id: int, record: Feedback) -> None:
+    def _keep_aside(self, trace_id: int, span_id: int, record: RecordedFeedback) -> None:
         """Keep ``record`` until the span (trace_id, span_id) ends here."""
 
-    def _submit(self, record: Feedback) -> None:
+    def _submit(self, record: RecordedFeedback) -> None:
         """Export ``record`` with no span to carry it."""
 
 

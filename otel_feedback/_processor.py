@@ -25,6 +25,7 @@ from otel_feedback._exporters import FeedbackExporter
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._pending import PendingRecords, register, unregister
+from otel_feedback._recorded import RecordedFeedback
 from otel_feedback._spool import Spool
 from otel_feedback._version import __version__
 
@@ -43,7 +44,8 @@ class _EventOnly(NamedTuple):
     span_id: int
 
 
-_Item = Feedback | _EventOnly
+# Recorded here, read from an event, or sent again from the spool.
+_Item = RecordedFeedback | _EventOnly | Feedback
 
 
 class FeedbackSpanProcessor(SpanProcessor):
@@ -219,10 +221,10 @@ class FeedbackSpanProcessor(SpanProcessor):
         attributes = {"exporter": type(exporter).__name__}
         return lambda count: self._exported_counter.add(count, attributes)
 
-    def _keep_aside(self, trace_id: int, span_id: int, record: Feedback) -> None:
+    def _keep_aside(self, trace_id: int, span_id: int, record: RecordedFeedback) -> None:
         self._pending.add((trace_id, span_id), record)
 
-    def _submit(self, record: Feedback) -> None:
+    def _submit(self, record: RecordedFeedback) -> None:
         if not self._is_shutdown:
             self._enqueue([record])
 
@@ -252,7 +254,7 @@ class FeedbackSpanProcessor(SpanProcessor):
                 # The records kept aside are intact even if their events were evicted or
                 # truncated by span limits; only events they do not account for are added.
                 if kept_ids is None:
-                    kept_ids = {str(record.id) for record in kept}
+                    kept_ids = {record._id_text for record in kept}  # noqa: SLF001
                 if attributes.get(ATTR_ID) in kept_ids:
                     continue
             items.append(
@@ -386,6 +388,9 @@ class FeedbackSpanProcessor(SpanProcessor):
 
 
 def _to_record(item: _Item) -> Feedback | None:
+    if isinstance(item, RecordedFeedback):
+        # Built here, off the application's thread, for feedback recorded with plain values.
+        return item.to_feedback()
     if isinstance(item, Feedback):
         return item
     try:

@@ -13,19 +13,31 @@ from pydantic import ValidationError
 
 from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._carrier import deliver_remote
-from otel_feedback._codec import datetime_from_ns, encode, mark_if_cut
+from otel_feedback._codec import datetime_from_ns, mark_if_cut
 from otel_feedback._environment import sdk_disabled
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import (
     IdLike,
     as_uuid,
     random_uuid4,
+    random_uuid4_int,
     uuid_from_span_id,
     uuid_from_trace_id,
+    uuid_text,
 )
 from otel_feedback._log import warn_once
-from otel_feedback._model import Feedback, FeedbackConfig, FeedbackSource, invalid_feedback
+from otel_feedback._model import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_COMMENT_CHARS,
+    MAX_KEY_CHARS,
+    Feedback,
+    FeedbackConfig,
+    FeedbackSource,
+    invalid_feedback,
+)
 from otel_feedback._pending import live_sinks
+from otel_feedback._recorded import RecordedFeedback
 from otel_feedback._target import Remote, SpanLike, current_target, resolve_target
 
 __all__ = ["record_feedback"]
@@ -33,6 +45,8 @@ __all__ = ["record_feedback"]
 UUIDLike = UUID | str
 
 _PLAIN_SOURCES: dict[object, FeedbackSource] = {}
+_INFINITY = float("inf")
+_NEGATIVE_INFINITY = -_INFINITY
 _MAX_PLAIN_SOURCES = 64
 
 # Record fields that users set through an argument of another name.
@@ -66,7 +80,7 @@ def record_feedback(
     trace_id: IdLike | None = None,
     run_id: IdLike | None = None,
     traceparent: str | None = None,
-) -> Feedback | None:
+) -> RecordedFeedback | None:
     """Record feedback on the current span, or on any run given by reference.
 
     The parameters are those of LangSmith's ``Client.create_feedback``. The record's
@@ -117,8 +131,10 @@ def record_feedback(
         traceparent: the judged span as a W3C ``traceparent`` header value.
 
     Returns:
-        The record that will be exported; ``None`` when there is no run to attach it to
-        (no target and no current span: a warning is logged once), when
+        The :class:`RecordedFeedback`: its ``id`` and run at once, and the full
+        :class:`Feedback` the exporters receive through ``to_feedback()``. ``None`` when
+        there is no run to attach it to (no target and no current span: a warning is
+        logged once), when
         ``OTEL_SDK_DISABLED`` is true (silently), or when it follows its trace's sampling.
 
     Raises:
@@ -132,10 +148,15 @@ def record_feedback(
         # a microsecond a call.)
         if (target is None or target.__class__ is Remote) and sdk_disabled():
             return None
-    elif sdk_disabled():
-        return None
     else:
-        target = resolve_target(span, trace_id, run_id, traceparent)
+        try:
+            target = resolve_target(span, trace_id, run_id, traceparent)
+        except InvalidFeedbackError:
+            # A disabled SDK records nothing and refuses nothing. Read only on this rare
+            # path (and for direct delivery): the environment costs a microsecond a read.
+            if sdk_disabled():
+                return None
+            raise
     if isinstance(target, Remote):
         judged_trace, judged_span = target.trace_id, target.span_id
     elif target is not None:
@@ -144,15 +165,143 @@ def record_feedback(
     else:
         judged_trace = judged_span = 0
     now_ns = time.time_ns() // 1000 * 1000  # the record keeps microseconds: stay exact
-    created_at = datetime_from_ns(now_ns)
     if feedback_source_type.__class__ is not str and isinstance(feedback_source_type, Enum):
         feedback_source_type = feedback_source_type.value
+    # The common call (a key, a score, a string value, a comment) takes cheap checks only and
+    # its record is built later; anything else is validated into a record now.
+    plain_source = (
+        _PLAIN_SOURCES.get(feedback_source_type)
+        if feedback_source_type.__class__ is str
+        and correction is None
+        and source_info is None
+        and source_run_id is None
+        and user_id is None
+        and feedback_id is None
+        and feedback_config is None
+        and extra is None
+        and error is None
+        and session_id is None
+        and start_time is None
+        and comparative_experiment_id is None
+        and feedback_group_id is None
+        else None
+    )
+    if plain_source is not None and _plain(key, score, value, comment):
+        number = random_uuid4_int()
+        recorded = RecordedFeedback(
+            key,
+            number,
+            uuid_text(number),
+            now_ns,
+            judged_trace,
+            judged_span,
+            score,
+            value,  # type: ignore[arg-type] # _plain() made sure it is a str or None
+            comment,
+            plain_source,
+        )
+    else:
+        try:
+            record = _validated(
+                key,
+                score=score,
+                value=value,
+                comment=comment,
+                correction=correction,
+                source_info=source_info,
+                feedback_source_type=feedback_source_type,
+                source_run_id=source_run_id,
+                feedback_id=feedback_id,
+                feedback_config=feedback_config,
+                comparative_experiment_id=comparative_experiment_id,
+                feedback_group_id=feedback_group_id,
+                extra=extra,
+                error=error,
+                session_id=session_id,
+                start_time=start_time,
+                user_id=user_id,
+                created_at=datetime_from_ns(now_ns),
+                trace_id=judged_trace,
+                span_id=judged_span,
+            )
+        except InvalidFeedbackError:
+            if sdk_disabled():
+                return None
+            raise
+        recorded = RecordedFeedback.of(record, now_ns, judged_trace, judged_span)
+    # Checked first, delivered second: a bad call fails the same way whether or not its
+    # trace was sampled, so bugs do not hide behind sampling.
+    if target is None:
+        warn_once(
+            "no-recording-span",
+            "record_feedback(%r) was called with no span current and no run given; the "
+            "feedback was not recorded",
+            key,
+        )
+        return None
+    if isinstance(target, Remote):
+        return deliver_remote(recorded, target, now_ns)
+    target.add_event(
+        EVENT_NAME,
+        mark_if_cut(recorded._event_attributes(), target),  # noqa: SLF001
+        timestamp=now_ns,
+    )
+    for sink in live_sinks():
+        sink._keep_aside(judged_trace, judged_span, recorded)  # noqa: SLF001
+    return recorded
+
+
+def _plain(key: object, score: float | None, value: object, comment: object) -> bool:
+    """Whether these arguments are valid as they are, by checks cheaper than validation.
+
+    False means "validate them", not "invalid": exact classes only, no subclasses.
+    """
+    if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_CHARS:
+        return False
+    if score is not None:
+        kind = score.__class__
+        if kind is float:
+            if not _NEGATIVE_INFINITY < score < _INFINITY:
+                return False  # NaN and the infinities are refused by validation
+        elif kind is int:
+            if not INT64_MIN <= score <= INT64_MAX:
+                return False
+        elif kind is not bool:
+            return False
+    if value is not None and (value.__class__ is not str or len(value) > MAX_COMMENT_CHARS):
+        return False
+    return comment is None or (comment.__class__ is str and len(comment) <= MAX_COMMENT_CHARS)
+
+
+def _validated(
+    key: object,
+    *,
+    score: object,
+    value: object,
+    comment: object,
+    correction: object,
+    source_info: Mapping[str, Any] | None,
+    feedback_source_type: object,
+    source_run_id: UUIDLike | None,
+    feedback_id: UUIDLike | None,
+    feedback_config: object,
+    comparative_experiment_id: object,
+    feedback_group_id: object,
+    extra: object,
+    error: object,
+    session_id: object,
+    start_time: object,
+    user_id: UUIDLike | None,
+    created_at: datetime,
+    trace_id: int,
+    span_id: int,
+) -> Feedback:
     fields: dict[str, Any] = {
         "id": random_uuid4() if feedback_id is None else as_uuid(feedback_id, "feedback_id"),
         "created_at": created_at,
         "modified_at": created_at,
-        "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
-        "run_id": uuid_from_span_id(judged_span) if judged_span else None,
+        "trace_id": uuid_from_trace_id(trace_id) if trace_id else None,
+        "run_id": uuid_from_span_id(span_id) if span_id else None,
         "key": key,
         "score": score,
         "value": value,
@@ -168,25 +317,9 @@ def record_feedback(
         "start_time": start_time,
     }
     try:
-        record = Feedback.model_validate(fields)
+        return Feedback.model_validate(fields)
     except ValidationError as exc:
         raise invalid_feedback(exc, rename=_ARGUMENT_OF_FIELD) from None
-    # Validated first, delivered second: a bad call fails the same way whether or not its
-    # trace was sampled, so bugs do not hide behind sampling.
-    if target is None:
-        warn_once(
-            "no-recording-span",
-            "record_feedback(%r) was called with no span current and no run given; the "
-            "feedback was not recorded",
-            key,
-        )
-        return None
-    if isinstance(target, Remote):
-        return deliver_remote(record, target, now_ns)
-    target.add_event(EVENT_NAME, mark_if_cut(encode(record), target), timestamp=now_ns)
-    for sink in live_sinks():
-        sink._keep_aside(judged_trace, judged_span, record)  # noqa: SLF001
-    return record
 
 
 def _source(

@@ -21,8 +21,8 @@ from typing import Any
 from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
 from otel_feedback._ids import IdLike
-from otel_feedback._model import Feedback
 from otel_feedback._record import record_feedback
+from otel_feedback._recorded import RecordedFeedback
 from otel_feedback._target import Remote, SpanLike, resolve_target
 
 __all__ = ["create_feedback_token", "record_feedback_from_token"]
@@ -103,7 +103,7 @@ def record_feedback_from_token(
     comment: str | None = None,
     correction: dict[str, Any] | str | None = None,
     secret: str | bytes | None = None,
-) -> Feedback | None:
+) -> RecordedFeedback | None:
     """Record an end user's feedback on the run a token was minted for.
 
     The token is checked (signature in constant time, then expiry and key) before anything
@@ -124,7 +124,7 @@ def record_feedback_from_token(
         secret: the verifying secret; default ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
 
     Returns:
-        The record, or ``None`` when nothing is recorded (``OTEL_SDK_DISABLED``).
+        As for ``record_feedback``; ``None`` when nothing is recorded (``OTEL_SDK_DISABLED``).
 
     Raises:
         FeedbackTokenError: the token is garbled, truncated, tampered with, signed with

@@ -39,7 +39,9 @@ def test_configure_adds_one_processor_and_is_idempotent(provider: TracerProvider
     with provider.get_tracer("t").start_as_current_span("run"):
         record = record_feedback("k", score=1)
     processor.force_flush()
-    assert memory.get_finished_feedback() == (record,)  # once, not twice
+    assert record is not None
+    built = record.to_feedback()
+    assert memory.get_finished_feedback() == (built,)  # once, not twice
 
 
 def test_exporter_names_build_their_exporters(
@@ -137,6 +139,9 @@ def test_sdk_disabled_makes_everything_a_silent_no_op(
     with disabled.get_tracer("t").start_as_current_span("run"):
         assert record_feedback("k", score=1) is None
         assert record_feedback("k", score=float("nan")) is None  # not even validated
+    assert record_feedback("k", score=1, trace_id=1, run_id=2) is None
+    assert record_feedback("k", score=1, traceparent="garbled") is None
+    assert record_feedback("k", score=float("nan"), trace_id=1) is None
     assert caplog.records == []
 
 
@@ -149,7 +154,9 @@ def test_the_instrumentor_attaches_and_detaches(provider: TracerProvider) -> Non
         with provider.get_tracer("t").start_as_current_span("run"):
             record = record_feedback("k", score=1)
         provider.force_flush()
-        assert memory.get_finished_feedback() == (record,)
+        assert record is not None
+        built = record.to_feedback()
+        assert memory.get_finished_feedback() == (built,)
     finally:
         instrumentor.uninstrument()
     with provider.get_tracer("t").start_as_current_span("run"):

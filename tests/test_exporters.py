@@ -24,7 +24,7 @@ def _records(pipeline: Pipeline, count: int) -> list[Feedback]:
         with pipeline.tracer.start_as_current_span(f"run {i}"):
             record = record_feedback("k", score=i, value={"i": i}, comment=f"c{i}")
             assert record is not None
-            made.append(record)
+            made.append(record.to_feedback())
     pipeline.flush()
     return made
 

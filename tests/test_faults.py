@@ -205,11 +205,12 @@ def test_the_sdk_exporter_alone_rides_out_a_five_second_outage(port: int) -> Non
     with provider.get_tracer("t").start_as_current_span("one"):
         record = record_feedback("k", score=1)
     assert record is not None
+    built = record.to_feedback()
     receiver = OTLPReceiver(http_port=port)
     comes_back = threading.Timer(5, receiver.start)  # the outage lasts 5 s
     comes_back.start()
     try:
-        assert exporter.export([record]) is FeedbackExportResult.SUCCESS
+        assert exporter.export([built]) is FeedbackExportResult.SUCCESS
         assert _received(receiver) == [record.id]
     finally:
         comes_back.join()

@@ -187,8 +187,10 @@ def test_a_record_or_a_value_error_naming_the_argument(
         return
     event("recorded")
     assert record is not None  # a span is current, so a record is expected
-    _writable_everywhere(record, tmp_path)
-    if isinstance(record.score, float):
-        assert math.isfinite(record.score)
+    assert record is not None
+    built = record.to_feedback()
+    _writable_everywhere(built, tmp_path)
+    if isinstance(built.score, float):
+        assert math.isfinite(built.score)
     assert record.id is not None
     assert isinstance(record.id, uuid.UUID)

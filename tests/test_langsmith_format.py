@@ -103,9 +103,10 @@ def test_a_recorded_feedback_validates_as_langsmith_feedback(pipeline: Pipeline)
             start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
         )
     assert record is not None
-    theirs = ls.Feedback.model_validate_json(record.model_dump_json())
-    _same_fields(record, theirs)
-    create = ls.FeedbackCreate.model_validate_json(record.model_dump_json())
+    built = record.to_feedback()
+    theirs = ls.Feedback.model_validate_json(built.model_dump_json())
+    _same_fields(built, theirs)
+    create = ls.FeedbackCreate.model_validate_json(built.model_dump_json())
     assert create.feedback_config == {"type": "continuous", "min": 0.0, "max": 1.0}
     assert create.error is False
 
@@ -175,6 +176,7 @@ def test_same_arguments_make_the_same_record_as_langsmith_create_feedback(
     with pipeline.tracer.start_as_current_span("run") as span:
         ours = record_feedback(**arguments)
     assert ours is not None
+    ours_built = ours.to_feedback()
     stand_in = _LangSmithStandIn()
     client = Client(api_url=stand_in.url, api_key="test", auto_batch_tracing=False)
     ids = span.get_span_context()
@@ -185,7 +187,7 @@ def test_same_arguments_make_the_same_record_as_langsmith_create_feedback(
     stand_in.server.shutdown()
     stand_in.server.server_close()
     (theirs,) = stand_in.posted
-    mine = json.loads(ours.model_dump_json())
+    mine = json.loads(ours_built.model_dump_json())
     # Their request also carries transport flags; the record fields must agree one by one.
     for field in set(mine) - {"id", "created_at", "modified_at"}:
         assert _normal(mine[field]) == _normal(theirs.get(field)), field

@@ -64,6 +64,7 @@ def test_feedback_on_an_ended_run_rides_a_carrier_span(
     assert ctx is not None
     record = record_feedback("user_rating", score=1, **_reference_forms(run)[form])
     assert record is not None
+    built = record.to_feedback()
     assert record.trace_id == uuid.UUID(int=ctx.trace_id)
     assert record.run_id == uuid.UUID(int=ctx.span_id)
 
@@ -83,7 +84,7 @@ def test_feedback_on_an_ended_run_rides_a_carrier_span(
     assert run.events == ()  # the ended span itself is never touched
 
     global_pipeline.flush()
-    assert global_pipeline.feedback.get_finished_feedback() == (record,)  # the run's ids,
+    assert global_pipeline.feedback.get_finished_feedback() == (built,)  # the run's ids,
     assert record.run_id != uuid.UUID(int=carrier.context.span_id)  # never the carrier's
 
 
@@ -99,7 +100,9 @@ def test_the_carrier_event_alone_rebuilds_the_record(global_pipeline: Pipeline) 
         trace_id=carrier.context.trace_id,
         span_id=carrier.context.span_id,
     )
-    assert rebuilt == record
+    assert record is not None
+    built = record.to_feedback()
+    assert rebuilt == built
 
 
 def test_no_sdk_warning_about_ended_spans(
@@ -139,6 +142,7 @@ def test_a_trace_id_alone_is_feedback_on_the_whole_trace(global_pipeline: Pipeli
     assert run.context is not None
     record = record_feedback("trace_quality", score=1, trace_id=run.context.trace_id)
     assert record is not None
+    built = record.to_feedback()
     assert record.run_id is None
     assert record.trace_id == uuid.UUID(int=run.context.trace_id)
     carrier = _carrier(global_pipeline)
@@ -149,7 +153,7 @@ def test_a_trace_id_alone_is_feedback_on_the_whole_trace(global_pipeline: Pipeli
     assert carrier.links == ()
     assert (carrier.events[0].attributes or {})[a.ATTR_RUN_ID] == ""
     global_pipeline.flush()
-    assert global_pipeline.feedback.get_finished_feedback() == (record,)
+    assert global_pipeline.feedback.get_finished_feedback() == (built,)
 
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -194,17 +198,20 @@ def test_a_sampled_out_current_span_sends_the_record_directly(pipeline: Pipeline
     with trace.use_span(unsampled):
         record = record_feedback("k", score=1)
     assert record is not None
+    built = record.to_feedback()
     assert record.trace_id == uuid.UUID(int=7)
     assert record.run_id == uuid.UUID(int=9)
     pipeline.flush()
-    assert pipeline.feedback.get_finished_feedback() == (record,)
+    assert pipeline.feedback.get_finished_feedback() == (built,)
     assert pipeline.spans.get_finished_spans() == ()
 
 
 def test_an_unsampled_traceparent_sends_the_record_directly(global_pipeline: Pipeline) -> None:
     record = record_feedback("k", score=1, traceparent=f"00-{TRACE}-{SPAN}-00")
     global_pipeline.flush()
-    assert global_pipeline.feedback.get_finished_feedback() == (record,)
+    assert record is not None
+    built = record.to_feedback()
+    assert global_pipeline.feedback.get_finished_feedback() == (built,)
     assert global_pipeline.spans.get_finished_spans() == ()  # no carrier in an unsampled trace
 
 
@@ -224,7 +231,9 @@ def test_without_a_global_sdk_provider_ids_still_reach_the_processors(pipeline: 
     assert not hasattr(trace.get_tracer_provider(), "add_span_processor")
     record = record_feedback("k", score=1, trace_id=TRACE, run_id=SPAN)
     pipeline.flush()
-    assert pipeline.feedback.get_finished_feedback() == (record,)
+    assert record is not None
+    built = record.to_feedback()
+    assert pipeline.feedback.get_finished_feedback() == (built,)
 
 
 def test_with_nowhere_to_go_it_warns_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -240,7 +249,9 @@ def test_several_processors_each_get_the_record_once(global_pipeline: Pipeline) 
         record = record_feedback("k", score=1, trace_id=TRACE, run_id=SPAN)
         global_pipeline.flush()
         other.flush()
-        assert global_pipeline.feedback.get_finished_feedback() == (record,)
+        assert record is not None
+        built = record.to_feedback()
+        assert global_pipeline.feedback.get_finished_feedback() == (built,)
         # The other provider did not record the carrier: its processor has nothing to export.
         assert other.feedback.get_finished_feedback() == ()
     finally:
@@ -263,7 +274,7 @@ import sys
 import otel_feedback
 otel_feedback.configure()
 record = otel_feedback.record_feedback("user_rating", score=0, traceparent=sys.argv[1])
-print(record.model_dump_json())
+print(record.to_feedback().model_dump_json())
 """
 
 

@@ -139,7 +139,8 @@ def test_an_annotation_waits_for_its_span_and_a_resent_record_updates_it(
     with provider.get_tracer("t").start_as_current_span("judged") as span:
         record = record_feedback("accuracy", score=0.25, comment="first")
     assert record is not None
-    exporter.export([record])
+    built = record.to_feedback()
+    exporter.export([built])
     assert exporter.pending_records == 1  # Phoenix answered 404: the span is not there
 
     # Now the span reaches Phoenix.
@@ -151,7 +152,7 @@ def test_an_annotation_waits_for_its_span_and_a_resent_record_updates_it(
     (placed,) = phoenix.span_annotations(project, [span_id])
     assert placed["result"]["score"] == 0.25
 
-    updated = record.model_copy(update={"score": 0.75, "comment": "second look"})
+    updated = built.model_copy(update={"score": 0.75, "comment": "second look"})
     exporter.export([updated])
     assert exporter.force_flush(30_000)
     (again,) = phoenix.span_annotations(project, [span_id])
@@ -170,7 +171,8 @@ def test_an_unreachable_phoenix_is_retried_then_counted() -> None:
     with pipeline.tracer.start_as_current_span("run"):
         record = record_feedback("k", score=1)
     assert record is not None
-    exporter.export([record])
+    built = record.to_feedback()
+    exporter.export([built])
     assert exporter.pending_records == 1
     assert not exporter.force_flush(100)
     exporter.shutdown()

@@ -30,7 +30,9 @@ def test_nothing_is_exported_before_the_span_ends(pipeline: Pipeline) -> None:
         pipeline.flush()
         assert pipeline.feedback.get_finished_feedback() == ()
     pipeline.flush()
-    assert pipeline.feedback.get_finished_feedback() == (record,)
+    assert record is not None
+    built = record.to_feedback()
+    assert pipeline.feedback.get_finished_feedback() == (built,)
 
 
 def test_each_record_points_at_its_own_span(pipeline: Pipeline) -> None:
@@ -40,11 +42,16 @@ def test_each_record_points_at_its_own_span(pipeline: Pipeline) -> None:
         on_root = record_feedback("user_feedback", score=1)
     pipeline.flush()
     exported = {r.key: r for r in pipeline.feedback.get_finished_feedback()}
-    assert exported == {"correctness": on_child, "user_feedback": on_root}
-    assert exported["correctness"].run_id == uuid.UUID(int=child.get_span_context().span_id)
-    assert exported["user_feedback"].run_id == uuid.UUID(int=root.get_span_context().span_id)
     assert on_child is not None
     assert on_root is not None
+    on_child_built = on_child.to_feedback()
+    on_root_built = on_root.to_feedback()
+    assert exported == {
+        "correctness": on_child_built,
+        "user_feedback": on_root_built,
+    }
+    assert exported["correctness"].run_id == uuid.UUID(int=child.get_span_context().span_id)
+    assert exported["user_feedback"].run_id == uuid.UUID(int=root.get_span_context().span_id)
     assert on_child.trace_id == on_root.trace_id
 
 
@@ -56,7 +63,9 @@ def test_feedback_survives_event_eviction(pipeline: Pipeline) -> None:
     finished = pipeline.spans.get_finished_spans()[0]
     assert all(e.name != a.EVENT_NAME for e in finished.events)  # the SDK evicted it
     pipeline.flush()
-    assert pipeline.feedback.get_finished_feedback() == (record,)
+    assert record is not None
+    built = record.to_feedback()
+    assert pipeline.feedback.get_finished_feedback() == (built,)
 
 
 def test_records_are_whole_even_when_span_limits_truncate_the_event() -> None:
@@ -68,7 +77,9 @@ def test_records_are_whole_even_when_span_limits_truncate_the_event() -> None:
     with provider.get_tracer("t").start_as_current_span("run"):
         record = record_feedback("k", score=1, comment=comment, value={"long": "x" * 50})
     processor.force_flush()
-    assert exporter.get_finished_feedback() == (record,)
+    assert record is not None
+    built = record.to_feedback()
+    assert exporter.get_finished_feedback() == (built,)
     assert exporter.get_finished_feedback()[0].comment == comment
     provider.shutdown()
 
@@ -107,7 +118,9 @@ def test_events_written_by_other_code_are_exported(pipeline: Pipeline) -> None:
         ours = record_feedback("k", score=1)
     pipeline.flush()
     exported = {r.key: r for r in pipeline.feedback.get_finished_feedback()}
-    assert exported["k"] == ours
+    assert ours is not None
+    ours_built = ours.to_feedback()
+    assert exported["k"] == ours_built
     relevance = exported["relevance"]
     assert relevance.score == 0.75
     assert relevance.value == "relevant"
@@ -126,7 +139,9 @@ def test_events_recorded_before_the_processor_existed_are_exported() -> None:
         provider.add_span_processor(processor)
     processor.force_flush()
     # Decoded from the span event alone: the event format is lossless by itself.
-    assert exporter.get_finished_feedback() == (record,)
+    assert record is not None
+    built = record.to_feedback()
+    assert exporter.get_finished_feedback() == (built,)
     provider.shutdown()
 
 
@@ -140,7 +155,9 @@ def test_a_malformed_event_is_skipped_with_one_warning(
         span.add_event(a.EVENT_NAME, {a.ATTR_KEY: "k", a.ATTR_SCORE_VALUE: "high"})
         good = record_feedback("good", score=1)
     pipeline.flush()
-    assert pipeline.feedback.get_finished_feedback() == (good,)
+    assert good is not None
+    good_built = good.to_feedback()
+    assert pipeline.feedback.get_finished_feedback() == (good_built,)
     messages = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
     assert len(messages) == 3
     assert any(a.ATTR_KEY in m for m in messages)
@@ -265,12 +282,14 @@ def test_shutdown_exports_what_is_queued_and_stops() -> None:
     with tracer.start_as_current_span("run"):
         record = record_feedback("k", score=1)
     provider.shutdown()
-    assert exporter.get_finished_feedback() == (record,)
+    assert record is not None
+    built = record.to_feedback()
+    assert exporter.get_finished_feedback() == (built,)
     assert processor not in live_sinks()
     with tracer.start_as_current_span("late"):
         record_feedback("k", score=2)
     assert processor.force_flush()
-    assert exporter.get_finished_feedback() == (record,)
+    assert exporter.get_finished_feedback() == (built,)
     processor.shutdown()  # a second shutdown is harmless
 
 

@@ -20,6 +20,7 @@ PUBLIC = [
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
     "PhoenixFeedbackExporter",
+    "RecordedFeedback",
     "__version__",
     "configure",
     "create_feedback_token",

@@ -72,28 +72,32 @@ def test_record_matches_the_arguments(pipeline: Pipeline) -> None:
             user_id="ad52b092-1346-42f4-a934-6e5521562fab",
         )
     assert record is not None
+    built = record.to_feedback()
     assert record.id == feedback_id
     assert record.key == "correctness"
-    assert record.score == 1
-    assert type(record.score) is int
-    assert record.value == {"label": "good", "n": 3}
-    assert record.correction == {"answer": "42"}
-    assert record.feedback_source is not None
-    assert record.feedback_source.type == "model"
-    assert record.feedback_source.metadata == {"judge": "gpt", "__run": {"run_id": RUN}}
-    assert record.feedback_source.user_id == uuid.UUID("ad52b092-1346-42f4-a934-6e5521562fab")
-    assert record.feedback_config is not None
-    assert record.feedback_config.max == 1
-    assert record.comparative_experiment_id == uuid.UUID(int=7)
-    assert record.feedback_group_id == uuid.UUID(int=8)
-    assert record.session_id == uuid.UUID(int=9)
-    assert record.extra == {"batch": [1, 2]}
-    assert record.error is False
-    assert record.start_time == start
-    assert record.created_at == record.modified_at
+    assert built.score == 1
+    assert type(built.score) is int
+    assert built.value == {"label": "good", "n": 3}
+    assert built.correction == {"answer": "42"}
+    assert built.feedback_source is not None
+    assert built.feedback_source.type == "model"
+    assert built.feedback_source.metadata == {
+        "judge": "gpt",
+        "__run": {"run_id": RUN},
+    }
+    assert built.feedback_source.user_id == uuid.UUID("ad52b092-1346-42f4-a934-6e5521562fab")
+    assert built.feedback_config is not None
+    assert built.feedback_config.max == 1
+    assert built.comparative_experiment_id == uuid.UUID(int=7)
+    assert built.feedback_group_id == uuid.UUID(int=8)
+    assert built.session_id == uuid.UUID(int=9)
+    assert built.extra == {"batch": [1, 2]}
+    assert built.error is False
+    assert built.start_time == start
+    assert record.created_at == built.modified_at
     assert record.created_at.tzinfo is not None
     pipeline.flush()
-    assert pipeline.feedback.get_finished_feedback() == (record,)
+    assert pipeline.feedback.get_finished_feedback() == (built,)
 
 
 def test_source_info_is_copied_not_mutated(pipeline: Pipeline) -> None:
@@ -108,8 +112,9 @@ def test_an_explicit_run_in_source_info_wins_over_source_run_id(pipeline: Pipeli
     with pipeline.tracer.start_as_current_span("run"):
         record = record_feedback("k", score=1, source_info=mine, source_run_id=RUN)
     assert record is not None
-    assert record.feedback_source is not None
-    assert record.feedback_source.metadata == mine
+    built = record.to_feedback()
+    assert built.feedback_source is not None
+    assert built.feedback_source.metadata == mine
 
 
 def test_source_type_accepts_an_enum(pipeline: Pipeline) -> None:
@@ -119,8 +124,9 @@ def test_source_type_accepts_an_enum(pipeline: Pipeline) -> None:
     with pipeline.tracer.start_as_current_span("run"):
         record = record_feedback("k", score=1, feedback_source_type=SourceType.MODEL)
     assert record is not None
-    assert record.feedback_source is not None
-    assert record.feedback_source.type == "model"
+    built = record.to_feedback()
+    assert built.feedback_source is not None
+    assert built.feedback_source.type == "model"
 
 
 @pytest.mark.parametrize(
@@ -155,7 +161,8 @@ def test_default_record_has_the_seed_shape(pipeline: Pipeline) -> None:
     with pipeline.tracer.start_as_current_span("run"):
         record = record_feedback()
     assert record is not None
-    data = json.loads(record.model_dump_json())
+    built = record.to_feedback()
+    data = json.loads(built.model_dump_json())
     assert set(data) == {
         "id",
         "created_at",
@@ -278,9 +285,13 @@ def test_scores_inside_the_config_are_accepted(pipeline: Pipeline) -> None:
         assert record_feedback("k", score=0.3, feedback_config={"type": "freeform"})
 
 
-def test_feedback_model_is_frozen(pipeline: Pipeline) -> None:
+def test_recorded_feedback_and_its_record_are_read_only(pipeline: Pipeline) -> None:
     with pipeline.tracer.start_as_current_span("run"):
-        record = record_feedback("k", score=1)
+        recorded = record_feedback("k", score=1)
+    assert recorded is not None
+    with pytest.raises(AttributeError):
+        recorded.key = "other"  # type: ignore[misc]
+    record = recorded.to_feedback()
     assert isinstance(record, Feedback)
     with pytest.raises(ValueError, match="frozen"):
         record.score = 2  # type: ignore[misc]

@@ -111,11 +111,12 @@ def test_records_wait_on_disk_for_every_exporter(tmp_path: Path) -> None:
     with provider.get_tracer("t").start_as_current_span("run"):
         record = record_feedback("k", score=1)
     assert record is not None
+    built = record.to_feedback()
     assert not processor.force_flush(500)
-    assert memory.get_finished_feedback() == (record,)
+    assert memory.get_finished_feedback() == (built,)
     assert _rows(spool_file) == 1  # one exporter still owes it
     provider.shutdown()
-    assert Spool(str(spool_file)).load() == [record]
+    assert Spool(str(spool_file)).load() == [built]
 
 
 def test_the_spool_is_set_by_one_environment_variable(

@@ -38,14 +38,15 @@ def test_a_token_from_the_run_accepts_feedback_after_it_ended(global_pipeline: P
         token = create_feedback_token(key="user_rating", secret=SECRET)
     record = record_feedback_from_token(token, score=1, comment="great", secret=SECRET)
     assert record is not None
+    built = record.to_feedback()
     ids = span.get_span_context()
     assert record.trace_id == uuid.UUID(int=ids.trace_id)
     assert record.run_id == uuid.UUID(int=ids.span_id)
     assert record.key == "user_rating"
-    assert record.feedback_source is not None
-    assert record.feedback_source.type == "app"
+    assert built.feedback_source is not None
+    assert built.feedback_source.type == "app"
     global_pipeline.flush()
-    assert global_pipeline.feedback.get_finished_feedback() == (record,)
+    assert global_pipeline.feedback.get_finished_feedback() == (built,)
     carriers = [s for s in global_pipeline.spans.get_finished_spans() if s.name.startswith("feed")]
     assert carriers[0].parent is not None
     assert carriers[0].parent.span_id == ids.span_id
