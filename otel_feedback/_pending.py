@@ -44,7 +44,7 @@ class PendingRecords:
             if len(self.by_span) >= self._max_spans:
                 # Spans that never end here (another TracerProvider's, or leaked ones) must not
                 # grow this forever. Their records are still on their span events.
-                del self.by_span[next(iter(self.by_span))]
+                self.by_span.pop(next(iter(self.by_span)), None)  # unless it just ended
                 warn_once(
                     "pending-evicted",
                     "More than %d spans with feedback are still open; the oldest span's "
@@ -54,12 +54,8 @@ class PendingRecords:
             self.by_span[key] = [record]
 
     def pop(self, trace_id: int, span_id: int) -> list[RecordedFeedback] | None:
-        # Read without the lock first: most spans end while nothing is pending at all, and
-        # this runs for every span of the application.
-        if not self.by_span:
-            return None
-        with self._lock:
-            return self.by_span.pop((trace_id, span_id), None)
+        # No lock: dict.pop is atomic, and this runs for every span of the application.
+        return self.by_span.pop((trace_id, span_id), None) if self.by_span else None
 
     def __len__(self) -> int:
         return len(self.by_span)

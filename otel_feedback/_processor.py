@@ -191,7 +191,8 @@ class FeedbackSpanProcessor(SpanProcessor):
             logger.info("Sending %d feedback record(s) again from %s", len(records), spool.path)
 
     def _init_worker(self) -> None:
-        self._condition = threading.Condition()
+        # A plain lock: nothing here takes it twice, and it is cheaper than the RLock default.
+        self._condition = threading.Condition(threading.Lock())
         self._queue: deque[_Item] = deque()
         self._flush_waiters: list[threading.Event] = []
         self._worker = threading.Thread(
@@ -245,6 +246,16 @@ class FeedbackSpanProcessor(SpanProcessor):
             return
         kept = self._pending.pop(span_context.trace_id, span_context.span_id)
         items: list[_Item] = list(kept) if kept else []
+        if (
+            kept
+            and own_events is not None
+            and len(own_events) == len(kept)
+            and not getattr(own_events, "dropped", 0)
+        ):
+            # Each record kept aside put one event on this span, and none was evicted: the
+            # span's events are exactly those records' events. Nothing else to look for.
+            self._enqueue(items)
+            return
         kept_ids: set[str] | None = None
         for event in span.events:
             if event.name != EVENT_NAME:
@@ -269,8 +280,10 @@ class FeedbackSpanProcessor(SpanProcessor):
             if room < len(items):
                 self._drop(len(items) - room, "the feedback queue is full")
                 items = items[: max(room, 0)]
+            before = len(self._queue)
             self._queue.extend(items)
-            if len(self._queue) >= self._batch_size:
+            # Wake the worker when a batch fills; past that it is awake or about to check.
+            if before < self._batch_size <= before + len(items):
                 self._condition.notify()
 
     def _drop(self, count: int, reason: str) -> None:

@@ -9,20 +9,15 @@ caller asks for it. Other arguments are validated into a :class:`Feedback` at on
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from opentelemetry.util.types import AttributeValue
 
 from otel_feedback._codec import datetime_from_ns, encode, encode_plain
 from otel_feedback._ids import uuid_from_span_id, uuid_from_trace_id
-from otel_feedback._model import Feedback, FeedbackSource
+from otel_feedback._model import Feedback, FeedbackSource, checked_feedback
 
 __all__ = ["RecordedFeedback"]
-
-# model_validate marks every field it was given as set, and record_feedback gives them all:
-# records built without validation say the same, so that both kinds dump alike.
-_ALL_FIELDS = set(Feedback.model_fields)
 
 
 class RecordedFeedback:
@@ -128,19 +123,18 @@ class RecordedFeedback:
         if record is None:
             # Built afresh each time (the exporters get their own): it is rarely asked for.
             created_at = datetime_from_ns(self._time_ns)
-            fields: dict[str, Any] = {
-                "id": UUID(int=self._id),
-                "created_at": created_at,
-                "modified_at": created_at,
-                "trace_id": self.trace_id,
-                "run_id": self.run_id,
-                "key": self._key,
-                "score": self._score,
-                "value": self._value,
-                "comment": self._comment,
-                "feedback_source": self._source,
-            }
-            record = Feedback.model_construct(set(_ALL_FIELDS), **fields)
+            record = checked_feedback(
+                id=UUID(int=self._id),
+                created_at=created_at,
+                modified_at=created_at,
+                trace_id=uuid_from_trace_id(self._trace_id) if self._trace_id else None,
+                run_id=uuid_from_span_id(self._span_id) if self._span_id else None,
+                key=self._key,
+                score=self._score,
+                value=self._value,
+                comment=self._comment,
+                feedback_source=self._source,
+            )
         return record
 
     def _event_attributes(self) -> dict[str, AttributeValue]:

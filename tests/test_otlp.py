@@ -19,6 +19,7 @@ from otel_feedback import (
     OTLPFeedbackExporter,
     record_feedback,
 )
+from otel_feedback._otlp import _OnceHashedResource
 from tests.otlp_receiver import OTLPReceiver
 
 RESOURCE = Resource.create({"service.name": "shop", "deployment.environment": "test"})
@@ -147,3 +148,11 @@ def test_records_carry_the_resource_of_the_environment_by_default(
     _check_received(receiver, memory, "http", service="checkout")
     assert {log.resource["team"] for log in receiver.logs()} == {"search"}
     provider.shutdown()
+
+
+def test_the_resource_hashed_once_equals_the_resource() -> None:
+    resource = Resource.create({"service.name": "svc", "k": "v"})
+    once = _OnceHashedResource(resource)
+    assert once == resource
+    assert hash(once) == hash(resource)
+    assert {resource: 1}[once] == 1  # the SDK's encoder groups records by resource

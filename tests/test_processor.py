@@ -293,6 +293,37 @@ def test_shutdown_exports_what_is_queued_and_stops() -> None:
     processor.shutdown()  # a second shutdown is harmless
 
 
+class CountingUntil(FeedbackExporter):
+    """Signals once it has received ``expected`` records."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.received = 0
+        self.done = threading.Event()
+
+    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+        self.received += len(batch)
+        if self.received >= self.expected:
+            self.done.set()
+        return FeedbackExportResult.SUCCESS
+
+
+def test_each_full_batch_leaves_without_waiting_for_the_schedule() -> None:
+    exporter = CountingUntil(12)
+    provider = TracerProvider()
+    # No flush and an hour's delay: only filling a batch can wake the worker.
+    processor = FeedbackSpanProcessor(
+        exporter, max_export_batch_size=4, schedule_delay_millis=3_600_000
+    )
+    provider.add_span_processor(processor)
+    for i in range(12):
+        with provider.get_tracer("t").start_as_current_span(f"run {i}"):
+            record_feedback("k", score=i)
+    assert exporter.done.wait(30)
+    assert exporter.received == 12
+    provider.shutdown()
+
+
 def test_the_partial_batch_leaves_after_the_schedule_delay() -> None:
     exporter = BlockingExporter()
     exporter.release.set()

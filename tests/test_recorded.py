@@ -59,6 +59,7 @@ def test_a_plain_record_equals_its_validated_self(
     assert validated == built
     assert type(validated.score) is type(built.score)
     assert validated.model_dump_json() == built.model_dump_json()
+    assert list(built.__dict__) == list(Feedback.model_fields)  # the order validation keeps
     # The event carries exactly what encoding the validated record writes, at its time.
     assert dict(event.attributes) == encode(validated)
     assert event.timestamp == ns_from_datetime(validated.created_at)
