@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
@@ -89,7 +89,11 @@ def main() -> None:
 
         return run
 
-    spans_without, spans_with = spans(plain), spans(with_feedback)
+    # What any span processor costs, doing nothing: the part of the processor's overhead
+    # that is the SDK calling it (on_start, _on_ending, on_end) for every span.
+    with_noop = TracerProvider()
+    with_noop.add_span_processor(SpanProcessor())
+    spans_without, spans_with, spans_noop = spans(plain), spans(with_feedback), spans(with_noop)
 
     # After the run: the floor is what a carrier is, a child span of a remote parent with
     # one event carrying the same attributes.
@@ -124,12 +128,19 @@ def main() -> None:
         exporter.clear()
         return elapsed
 
-    for run in (bare_add_event, feedback, spans_without, spans_with, bare_carrier, feedback_after):
+    runs = [
+        bare_add_event,
+        feedback,
+        spans_without,
+        spans_with,
+        spans_noop,
+        bare_carrier,
+        feedback_after,
+    ]
+    for run in runs:
         run(200)  # warm up
-    floor, ours, bare_spans, processed_spans, carrier_floor, after = interleaved_medians(
-        [bare_add_event, feedback, spans_without, spans_with, bare_carrier, feedback_after],
-        args.calls,
-        args.repeats,
+    floor, ours, bare_spans, processed_spans, noop_spans, carrier_floor, after = (
+        interleaved_medians(runs, args.calls, args.repeats)
     )
 
     rows = [
@@ -141,6 +152,11 @@ def main() -> None:
             processed_spans,
             processed_spans / bare_spans,
         ),
+        (
+            "span start+end, with a SpanProcessor that does nothing",
+            noop_spans,
+            noop_spans / bare_spans,
+        ),
         ("child of a remote parent + 1 event (floor)", carrier_floor, 1.0),
         ("record_feedback after the run (carrier span)", after, after / carrier_floor),
     ]
@@ -148,6 +164,7 @@ def main() -> None:
     for label, micros, ratio in rows:
         print(f"{label:<56}{micros:>9.2f}{ratio:>8.2f}")
     with_feedback.shutdown()
+    with_noop.shutdown()
     plain.shutdown()
 
 

@@ -275,15 +275,18 @@ class FeedbackSpanProcessor(SpanProcessor):
             self._enqueue(items)
 
     def _enqueue(self, items: list[_Item]) -> None:
-        with self._condition:
-            room = self._max_queue_size - len(self._queue)
-            if room < len(items):
-                self._drop(len(items) - room, "the feedback queue is full")
-                items = items[: max(room, 0)]
-            before = len(self._queue)
-            self._queue.extend(items)
-            # Wake the worker when a batch fills; past that it is awake or about to check.
-            if before < self._batch_size <= before + len(items):
+        # No lock on this path, which runs on the application's threads: deque.extend and
+        # len are atomic, so threads racing here can overshoot the bound by their own few
+        # items at most. The lock is taken only to wake the worker when a batch fills.
+        queue = self._queue
+        room = self._max_queue_size - len(queue)
+        if room < len(items):
+            self._drop(len(items) - room, "the feedback queue is full")
+            items = items[: max(room, 0)]
+        before = len(queue)
+        queue.extend(items)
+        if before < self._batch_size <= len(queue):
+            with self._condition:
                 self._condition.notify()
 
     def _drop(self, count: int, reason: str) -> None:
@@ -333,11 +336,11 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _drain(self) -> None:
         while True:
-            with self._condition:
-                if not self._queue:
-                    return
-                count = min(self._batch_size, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(count)]
+            # Only this thread takes from the queue, and popleft is atomic: no lock.
+            queue = self._queue
+            if not queue:
+                return
+            batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
             self._export(batch)
 
     def _export(self, batch: list[_Item]) -> None:
