@@ -67,7 +67,8 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     Args:
         exporter: one exporter, or several that each receive every batch.
-        max_queue_size: records held at most while waiting for export.
+        max_queue_size: records held at most while waiting for export (threads adding at the
+            same instant may each put their few records past it, rather than wait on a lock).
         max_export_batch_size: records per ``export`` call at most.
         schedule_delay_millis: longest wait before a partial batch is exported.
         export_timeout_millis: default time ``force_flush`` and ``shutdown`` wait.
@@ -147,6 +148,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._timeout_millis = export_timeout_millis
         self._pending = PendingRecords(_MAX_PENDING_SPANS)
         self._dropped = 0
+        self._dropped_lock = threading.Lock()  # drops are counted from any thread
         self._is_shutdown = False
         self._init_worker()
         register(self)
@@ -290,7 +292,8 @@ class FeedbackSpanProcessor(SpanProcessor):
                 self._condition.notify()
 
     def _drop(self, count: int, reason: str) -> None:
-        self._dropped += count
+        with self._dropped_lock:
+            self._dropped += count
         self._dropped_counter.add(count, {"reason": reason})
         warn_once(
             f"dropped:{id(self)}:{reason}",
