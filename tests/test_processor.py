@@ -358,8 +358,10 @@ def test_an_exporter_is_required() -> None:
         FeedbackSpanProcessor(object())  # type: ignore[arg-type]
 
 
-def test_threads_record_at_once_each_record_exactly_once_on_its_span() -> None:
-    pipeline = make_pipeline(max_queue_size=100_000)
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "validated"])
+def test_threads_record_at_once_each_record_exactly_once_on_its_span(plain: bool) -> None:
+    # Small batches keep the worker taking from the queue while the threads add to it.
+    pipeline = make_pipeline(max_queue_size=100_000, max_export_batch_size=16)
     threads, per_thread = 8, 200
     expected: dict[uuid.UUID, uuid.UUID] = {}
     lock = threading.Lock()
@@ -369,7 +371,10 @@ def test_threads_record_at_once_each_record_exactly_once_on_its_span() -> None:
         start.wait()
         for i in range(per_thread):
             with pipeline.tracer.start_as_current_span(f"t{n}-{i}") as span:
-                record = record_feedback("k", score=i, extra={"thread": n})
+                if plain:
+                    record = record_feedback("k", score=i, comment=f"thread {n}")
+                else:
+                    record = record_feedback("k", score=i, extra={"thread": n})
             assert record is not None
             with lock:
                 expected[record.id] = uuid.UUID(int=span.get_span_context().span_id)
