@@ -75,7 +75,7 @@ class OTLPFeedbackExporter(FeedbackExporter):
         if log_exporter is None:
             log_exporter = _sdk_log_exporter(protocol, exporter_options, self._status)
         self._exporter = log_exporter
-        self._resource = resource
+        self._resource = _OnceHashedResource(resource) if resource is not None else None
 
     def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
         """Send ``batch`` as one OTLP logs request.
@@ -86,8 +86,8 @@ class OTLPFeedbackExporter(FeedbackExporter):
         SDK exporter: a gRPC failure is always ``RETRY``, bounded by the processor.
         """
         resource = self._resource
-        if resource is None or resource.__class__ is not _OnceHashedResource:
-            resource = self._resource = _OnceHashedResource(resource or _application_resource())
+        if resource is None:
+            resource = self._resource = _OnceHashedResource(_application_resource())
         self._status.code = None
         result = self._exporter.export([to_log_record(record, resource) for record in batch])
         if result is LogRecordExportResult.SUCCESS:

@@ -26,7 +26,9 @@ class PendingRecords:
     def __init__(self, max_spans: int) -> None:
         self._max_spans = max_spans
         self.by_span: dict[SpanKey, list[RecordedFeedback]] = {}
-        """Records by span; read without the lock only to see whether it is empty."""
+        """Records by span. Only a span's first record takes the lock (for the bound);
+        later records, pops and emptiness checks rely on dict and list operations being
+        atomic."""
         self._lock = threading.Lock()
 
     def add(self, key: SpanKey, record: RecordedFeedback) -> None:

@@ -201,28 +201,33 @@ def record_feedback(
             plain_source,
         )
     else:
+        created_at = datetime_from_ns(now_ns)
         try:
-            record = _validated(
-                key,
-                score=score,
-                value=value,
-                comment=comment,
-                correction=correction,
-                source_info=source_info,
-                feedback_source_type=feedback_source_type,
-                source_run_id=source_run_id,
-                feedback_id=feedback_id,
-                feedback_config=feedback_config,
-                comparative_experiment_id=comparative_experiment_id,
-                feedback_group_id=feedback_group_id,
-                extra=extra,
-                error=error,
-                session_id=session_id,
-                start_time=start_time,
-                user_id=user_id,
-                created_at=datetime_from_ns(now_ns),
-                trace_id=judged_trace,
-                span_id=judged_span,
+            record = _validate(
+                {
+                    "id": random_uuid4()
+                    if feedback_id is None
+                    else as_uuid(feedback_id, "feedback_id"),
+                    "created_at": created_at,
+                    "modified_at": created_at,
+                    "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
+                    "run_id": uuid_from_span_id(judged_span) if judged_span else None,
+                    "key": key,
+                    "score": score,
+                    "value": value,
+                    "comment": comment,
+                    "correction": correction,
+                    "feedback_source": _source(
+                        feedback_source_type, source_info, source_run_id, user_id
+                    ),
+                    "session_id": session_id,
+                    "comparative_experiment_id": comparative_experiment_id,
+                    "feedback_group_id": feedback_group_id,
+                    "extra": extra,
+                    "feedback_config": feedback_config,
+                    "error": error,
+                    "start_time": start_time,
+                }
             )
         except InvalidFeedbackError:
             if sdk_disabled():
@@ -273,49 +278,7 @@ def _plain(key: object, score: float | None, value: object, comment: object) -> 
     return comment is None or (comment.__class__ is str and len(comment) <= MAX_COMMENT_CHARS)
 
 
-def _validated(
-    key: object,
-    *,
-    score: object,
-    value: object,
-    comment: object,
-    correction: object,
-    source_info: Mapping[str, Any] | None,
-    feedback_source_type: object,
-    source_run_id: UUIDLike | None,
-    feedback_id: UUIDLike | None,
-    feedback_config: object,
-    comparative_experiment_id: object,
-    feedback_group_id: object,
-    extra: object,
-    error: object,
-    session_id: object,
-    start_time: object,
-    user_id: UUIDLike | None,
-    created_at: datetime,
-    trace_id: int,
-    span_id: int,
-) -> Feedback:
-    fields: dict[str, Any] = {
-        "id": random_uuid4() if feedback_id is None else as_uuid(feedback_id, "feedback_id"),
-        "created_at": created_at,
-        "modified_at": created_at,
-        "trace_id": uuid_from_trace_id(trace_id) if trace_id else None,
-        "run_id": uuid_from_span_id(span_id) if span_id else None,
-        "key": key,
-        "score": score,
-        "value": value,
-        "comment": comment,
-        "correction": correction,
-        "feedback_source": _source(feedback_source_type, source_info, source_run_id, user_id),
-        "session_id": session_id,
-        "comparative_experiment_id": comparative_experiment_id,
-        "feedback_group_id": feedback_group_id,
-        "extra": extra,
-        "feedback_config": feedback_config,
-        "error": error,
-        "start_time": start_time,
-    }
+def _validate(fields: dict[str, Any]) -> Feedback:
     try:
         return Feedback.model_validate(fields)
     except ValidationError as exc:
