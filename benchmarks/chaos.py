@@ -14,26 +14,25 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).parent.parent
+from _receiver import free_port, start_receiver
 
 RECEIVER = """
 import signal, sys, threading
-sys.path.insert(0, sys.argv[3])
+sys.path.insert(0, sys.argv[1])
 from tests.otlp_receiver import OTLPReceiver
 
-out = open(sys.argv[2], "a", buffering=1)
+out = open(sys.argv[3], "a", buffering=1)
 def keep(logs):
     out.write("".join(log.attributes["otel_feedback.id"] + "\\n" for log in logs))
     out.flush()
 
-receiver = OTLPReceiver(http_port=int(sys.argv[1]), on_logs=keep).start()
+receiver = OTLPReceiver(http_port=int(sys.argv[2]), on_logs=keep).start()
 print("ready", flush=True)
 threading.Event().wait()
 """
@@ -70,23 +69,6 @@ provider.shutdown()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_receiver(port: int, ids: Path) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER, str(port), str(ids), str(REPO)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    return process
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=3000)
@@ -98,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ids, sent_path = Path(tmp) / "received.txt", Path(tmp) / "sent.txt"
         port = free_port()
-        receiver = start_receiver(port, ids)
+        receiver = start_receiver(RECEIVER, port, str(ids))
         app = subprocess.Popen(
             [
                 sys.executable,
@@ -123,7 +105,7 @@ def main() -> None:
             receiver.wait()
             kills += 1
             time.sleep(args.down_for)  # the outage
-            receiver = start_receiver(port, ids)
+            receiver = start_receiver(RECEIVER, port, str(ids))
         elapsed = time.monotonic() - started
         app_report = app.stdout.read().strip() if app.stdout else ""
         receiver.send_signal(signal.SIGKILL)

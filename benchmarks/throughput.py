@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import resource
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import Sequence
-from pathlib import Path
 
+from _receiver import free_port, start_receiver
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -41,10 +38,9 @@ from otel_feedback import (
 )
 from otel_feedback._pending import PendingRecords
 
-REPO = Path(__file__).parent.parent
 RECEIVER = """
 import sys, threading
-sys.path.insert(0, sys.argv[2])
+sys.path.insert(0, sys.argv[1])
 from tests.otlp_receiver import OTLPReceiver
 count = 0
 lock = threading.Lock()
@@ -54,7 +50,7 @@ def took(logs):
         count += len(logs)
         if count >= int(sys.argv[3]):
             print("all", flush=True)
-OTLPReceiver(http_port=int(sys.argv[1]), on_logs=took).start()
+OTLPReceiver(http_port=int(sys.argv[2]), on_logs=took).start()
 print("ready", flush=True)
 threading.Event().wait()
 """
@@ -109,21 +105,10 @@ def throughput(exporter: FeedbackExporter, count: int, done: threading.Event | N
     return count / elapsed
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def otlp_throughput(count: int) -> float:
     port = free_port()
-    receiver = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER, str(port), str(REPO), str(count)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    receiver = start_receiver(RECEIVER, port, str(count))
     assert receiver.stdout is not None
-    assert receiver.stdout.readline().strip() == "ready"
     everything = threading.Event()
     stdout = receiver.stdout
 
