@@ -36,7 +36,7 @@ from otel_feedback import (
     OTLPFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._pending import PendingRecords
+from otel_feedback._recording.pending import PendingRecords
 
 RECEIVER = """
 import sys, threading

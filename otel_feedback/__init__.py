@@ -17,21 +17,18 @@ no code at all::
 
 from otel_feedback._configure import configure
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
-from otel_feedback._exporters import (
-    ConsoleFeedbackExporter,
-    FeedbackExporter,
-    FeedbackExportResult,
-    InMemoryFeedbackExporter,
-    JsonlFeedbackExporter,
-)
+from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
+from otel_feedback._export.console import ConsoleFeedbackExporter
+from otel_feedback._export.jsonl import JsonlFeedbackExporter
+from otel_feedback._export.memory import InMemoryFeedbackExporter
+from otel_feedback._export.otlp import OTLPFeedbackExporter
+from otel_feedback._export.phoenix import PhoenixFeedbackExporter
+from otel_feedback._export.processor import FeedbackSpanProcessor
 from otel_feedback._instrumentor import FeedbackInstrumentor
 from otel_feedback._model import Feedback, FeedbackCategory, FeedbackConfig, FeedbackSource
-from otel_feedback._otlp import OTLPFeedbackExporter
-from otel_feedback._phoenix import PhoenixFeedbackExporter
-from otel_feedback._processor import FeedbackSpanProcessor
-from otel_feedback._record import record_feedback
-from otel_feedback._recorded import RecordedFeedback
-from otel_feedback._tokens import create_feedback_token, record_feedback_from_token
+from otel_feedback._recording.record import record_feedback
+from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.tokens import create_feedback_token, record_feedback_from_token
 from otel_feedback._version import __version__
 
 __all__ = [

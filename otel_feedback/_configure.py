@@ -16,15 +16,13 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from otel_feedback import _environment as env
-from otel_feedback._exporters import (
-    ConsoleFeedbackExporter,
-    FeedbackExporter,
-    JsonlFeedbackExporter,
-)
+from otel_feedback._export.base import FeedbackExporter
+from otel_feedback._export.console import ConsoleFeedbackExporter
+from otel_feedback._export.jsonl import JsonlFeedbackExporter
+from otel_feedback._export.otlp import OTLPFeedbackExporter
+from otel_feedback._export.phoenix import PhoenixFeedbackExporter
+from otel_feedback._export.processor import FeedbackSpanProcessor
 from otel_feedback._log import logger
-from otel_feedback._otlp import OTLPFeedbackExporter
-from otel_feedback._phoenix import PhoenixFeedbackExporter
-from otel_feedback._processor import FeedbackSpanProcessor
 
 __all__ = ["attach", "configure", "exporters_from_names"]
 

@@ -25,7 +25,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback._codec import decode, encode, ns_from_datetime
-from otel_feedback._otlp import to_log_record
+from otel_feedback._export.otlp import to_log_record
 from tests.conftest import Pipeline
 
 ARGUMENTS = list(inspect.signature(record_feedback).parameters)

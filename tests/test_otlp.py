@@ -19,7 +19,7 @@ from otel_feedback import (
     OTLPFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._otlp import _OnceHashedResource
+from otel_feedback._export.otlp import _OnceHashedResource
 from tests.otlp_receiver import OTLPReceiver
 
 RESOURCE = Resource.create({"service.name": "shop", "deployment.environment": "test"})

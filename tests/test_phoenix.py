@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_feedback import Feedback, PhoenixFeedbackExporter, record_feedback
-from otel_feedback._phoenix import annotator_kind
+from otel_feedback._export.phoenix import annotator_kind
 from tests.conftest import make_pipeline
 from tests.phoenix_server import PhoenixServer, phoenix_bin
 

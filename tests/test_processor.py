@@ -20,7 +20,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback import _attributes as a
-from otel_feedback._pending import live_sinks
+from otel_feedback._recording.pending import live_sinks
 from tests.conftest import Pipeline, make_pipeline
 
 
@@ -414,7 +414,7 @@ def test_asyncio_tasks_record_at_once_each_on_its_own_span() -> None:
 
 
 def test_pending_records_are_bounded() -> None:
-    from otel_feedback._pending import PendingRecords
+    from otel_feedback._recording.pending import PendingRecords
 
     pending = PendingRecords(max_spans=2)
     provider = TracerProvider()

@@ -22,7 +22,7 @@ from otel_feedback import (
     InMemoryFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._spool import Spool
+from otel_feedback._export.spool import Spool
 from tests.otlp_receiver import OTLPReceiver, free_port
 
 APP = """

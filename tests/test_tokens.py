@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from otel_feedback import (
     FeedbackTokenError,
     InvalidFeedbackError,
-    _tokens,
     create_feedback_token,
     record_feedback_from_token,
 )
+from otel_feedback._recording import tokens as _tokens
 from tests.conftest import Pipeline
 
 SECRET = "correct horse battery staple 42"

@@ -13,7 +13,7 @@ import threading
 from typing import Protocol
 
 from otel_feedback._log import warn_once
-from otel_feedback._recorded import RecordedFeedback
+from otel_feedback._recording.recorded import RecordedFeedback
 
 __all__ = ["FeedbackSink", "PendingRecords", "live_sinks", "register", "unregister"]
 

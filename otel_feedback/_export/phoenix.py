@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from otel_feedback import _environment as env
-from otel_feedback._exporters import FeedbackExporter, FeedbackExportResult
+from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
 

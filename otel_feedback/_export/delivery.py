@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from otel_feedback._exporters import FeedbackExporter, FeedbackExportResult
+from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
 
@@ -102,7 +102,7 @@ class Delivery:
     def _name(self) -> str:
         return type(self.exporter).__name__
 
-    def _call(self, records: Sequence[Feedback], *, backlog: bool = False) -> FeedbackExportResult:
+    def _call(self, records: Sequence[Feedback], *, backlog: bool = False) -> object:
         try:
             result = self.exporter.export(records)
         except Exception:  # noqa: BLE001 - a faulty exporter must not stop the others

@@ -19,14 +19,14 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 
 from otel_feedback._attributes import ATTR_ID, EVENT_NAME
 from otel_feedback._codec import decode
-from otel_feedback._delivery import Delivery
 from otel_feedback._errors import InvalidFeedbackError
-from otel_feedback._exporters import FeedbackExporter
+from otel_feedback._export.base import FeedbackExporter
+from otel_feedback._export.delivery import Delivery
+from otel_feedback._export.spool import Spool
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
-from otel_feedback._pending import PendingRecords, register, unregister
-from otel_feedback._recorded import RecordedFeedback
-from otel_feedback._spool import Spool
+from otel_feedback._recording.pending import PendingRecords, register, unregister
+from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._version import __version__
 
 __all__ = ["FeedbackSpanProcessor"]

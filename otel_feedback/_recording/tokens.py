@@ -21,9 +21,9 @@ from typing import Any
 from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
 from otel_feedback._ids import IdLike
-from otel_feedback._record import record_feedback
-from otel_feedback._recorded import RecordedFeedback
-from otel_feedback._target import Remote, SpanLike, resolve_target
+from otel_feedback._recording.record import record_feedback
+from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.target import Remote, SpanLike, resolve_target
 
 __all__ = ["create_feedback_token", "record_feedback_from_token"]
 

@@ -12,7 +12,6 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from otel_feedback._attributes import EVENT_NAME
-from otel_feedback._carrier import deliver_remote
 from otel_feedback._codec import datetime_from_ns, mark_if_cut
 from otel_feedback._environment import sdk_disabled
 from otel_feedback._errors import InvalidFeedbackError
@@ -36,9 +35,10 @@ from otel_feedback._model import (
     FeedbackSource,
     invalid_feedback,
 )
-from otel_feedback._pending import live_sinks
-from otel_feedback._recorded import RecordedFeedback
-from otel_feedback._target import Remote, SpanLike, current_target, resolve_target
+from otel_feedback._recording.carrier import deliver_remote
+from otel_feedback._recording.pending import live_sinks
+from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.target import Remote, SpanLike, current_target, resolve_target
 
 __all__ = ["record_feedback"]
 

@@ -17,9 +17,9 @@ from otel_feedback import _attributes as a
 from otel_feedback._codec import mark_if_cut
 from otel_feedback._environment import follow_trace_sampling, sdk_disabled
 from otel_feedback._log import logger, warn_once
-from otel_feedback._pending import live_sinks
-from otel_feedback._recorded import RecordedFeedback
-from otel_feedback._target import Remote
+from otel_feedback._recording.pending import live_sinks
+from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.target import Remote
 from otel_feedback._version import __version__
 
 __all__ = ["deliver_remote"]

@@ -22,7 +22,7 @@ from otel_feedback._environment import (
     otlp_http_credential_provider_set,
     otlp_logs_protocol,
 )
-from otel_feedback._exporters import FeedbackExporter, FeedbackExportResult
+from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
 

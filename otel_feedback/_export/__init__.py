@@ -1,0 +1,1 @@
+"""The export side: the span processor, its delivery engine, the spool, and the exporters."""

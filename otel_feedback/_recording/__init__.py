@@ -1,0 +1,1 @@
+"""The recording side: record_feedback, its handles, targets, carriers and tokens."""
