@@ -17,8 +17,9 @@ no code at all::
 
 from otel_feedback._configure import configure
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
-from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
+from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult, PartialFeedbackExport
 from otel_feedback._export.console import ConsoleFeedbackExporter
+from otel_feedback._export.engine import FeedbackExportStats
 from otel_feedback._export.jsonl import JsonlFeedbackExporter
 from otel_feedback._export.memory import InMemoryFeedbackExporter
 from otel_feedback._export.otlp import OTLPFeedbackExporter
@@ -37,6 +38,7 @@ __all__ = [
     "FeedbackCategory",
     "FeedbackConfig",
     "FeedbackExportResult",
+    "FeedbackExportStats",
     "FeedbackExporter",
     "FeedbackInstrumentor",
     "FeedbackSource",
@@ -46,6 +48,7 @@ __all__ = [
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
     "OTLPFeedbackExporter",
+    "PartialFeedbackExport",
     "PhoenixFeedbackExporter",
     "RecordedFeedback",
     "__version__",

@@ -85,15 +85,7 @@ def attach(
         if not chosen:
             logger.debug("No feedback exporter chosen; feedback stays on the span events")
             return None
-        options = env.processor_options()
-        processor = FeedbackSpanProcessor(
-            chosen,
-            max_queue_size=options.max_queue_size,
-            max_export_batch_size=options.max_export_batch_size,
-            schedule_delay_millis=options.schedule_delay_millis,
-            export_timeout_millis=options.export_timeout_millis,
-            spool_path=env.spool_path(),
-        )
+        processor = FeedbackSpanProcessor(chosen)  # its options from the environment
         provider.add_span_processor(processor)
         _attached[provider] = processor
         return processor

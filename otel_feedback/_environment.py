@@ -32,7 +32,10 @@ __all__ = [
     "OTEL_PYTHON_FEEDBACK_JSONL_PATH",
     "OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE",
     "OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE",
+    "OTEL_PYTHON_FEEDBACK_RETRY_FOR",
     "OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY",
+    "OTEL_PYTHON_FEEDBACK_SPOOL_MAX_AGE",
+    "OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS",
     "OTEL_PYTHON_FEEDBACK_SPOOL_PATH",
     "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET",
     "PHOENIX_API_KEY",
@@ -68,9 +71,9 @@ Default ``feedback.jsonl`` in the working directory.
 """
 
 OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE: Final = "OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE"
-"""Records held at most while waiting for export.
+"""Records held in memory at most, in the queue and in each exporter's backlog.
 
-Default: ``OTEL_BLRP_MAX_QUEUE_SIZE``, else 2048.
+Default: ``OTEL_BLRP_MAX_QUEUE_SIZE``, else 16384.
 """
 
 OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE"
@@ -86,7 +89,7 @@ Default: ``OTEL_BLRP_SCHEDULE_DELAY``, else 1000.
 """
 
 OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT: Final = "OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT"
-"""Milliseconds ``force_flush`` waits by default.
+"""Milliseconds ``force_flush``, ``shutdown`` and the exit of the process wait at most.
 
 Default: ``OTEL_BLRP_EXPORT_TIMEOUT``, else 30000.
 """
@@ -103,6 +106,24 @@ OTEL_PYTHON_FEEDBACK_TOKEN_SECRET: Final = "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET"  
 
 OTEL_PYTHON_FEEDBACK_SPOOL_PATH: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_PATH"
 """An sqlite file that keeps records until delivered, across crashes and outages. Unset: off."""
+
+OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS"
+"""Rows the spool keeps at most (one per record and exporter); the oldest go first, counted.
+
+Default 100000.
+"""
+
+OTEL_PYTHON_FEEDBACK_SPOOL_MAX_AGE: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_MAX_AGE"
+"""Milliseconds a record may wait in the spool; older ones are dropped, counted.
+
+Default 604800000 (7 days).
+"""
+
+OTEL_PYTHON_FEEDBACK_RETRY_FOR: Final = "OTEL_PYTHON_FEEDBACK_RETRY_FOR"
+"""Milliseconds records are held in memory for an endpoint that is down.
+
+Then they are dropped (without a spool) or wait in the spool. Default 300000.
+"""
 
 PHOENIX_COLLECTOR_ENDPOINT: Final = "PHOENIX_COLLECTOR_ENDPOINT"
 """Phoenix's base URL for the ``phoenix`` exporter, as Phoenix's own client reads it."""
@@ -242,48 +263,88 @@ def jsonl_path() -> str:
 
 @dataclass(frozen=True)
 class ProcessorOptions:
-    """The keyword options of FeedbackSpanProcessor, as the environment sets them."""
+    """The keyword options of FeedbackSpanProcessor, resolved."""
 
-    max_queue_size: int = 2048
+    max_queue_size: int = 16384
     max_export_batch_size: int = 512
     schedule_delay_millis: float = 1000
     export_timeout_millis: float = 30_000
+    retry_for_millis: float = 300_000
+    spool_max_records: int = 100_000
+    spool_max_age_millis: float = 7 * 24 * 3600 * 1000
 
 
-def processor_options() -> ProcessorOptions:
-    """Queue, batch, delay and timeout from our variables, else ``OTEL_BLRP_*``, else defaults.
+def processor_options(
+    *,
+    max_queue_size: int | None = None,
+    max_export_batch_size: int | None = None,
+    schedule_delay_millis: float | None = None,
+    export_timeout_millis: float | None = None,
+    retry_for_millis: float | None = None,
+    spool_max_records: int | None = None,
+    spool_max_age_millis: float | None = None,
+) -> ProcessorOptions:
+    """Each option: the argument, else our variable, else ``OTEL_BLRP_*``, else the default.
 
     Feedback leaves as OTLP logs, so the batch log record processor's standard variables are
     the natural knobs; ours come first so that feedback can be tuned apart from the
-    application's own logs.
+    application's own logs. A bad argument raises ValueError naming it; a bad variable is
+    logged once and its default used.
+
+    Raises:
+        ValueError: an argument that is not positive, or a batch larger than the queue.
     """
     defaults = ProcessorOptions()
-    queue = _positive(
-        (OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE), defaults.max_queue_size
-    )
-    batch = _positive(
-        (OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_MAX_EXPORT_BATCH_SIZE),
-        defaults.max_export_batch_size,
-    )
-    if batch > queue:
-        _bad_value(
+    arguments = {
+        "max_queue_size": max_queue_size,
+        "max_export_batch_size": max_export_batch_size,
+        "schedule_delay_millis": schedule_delay_millis,
+        "export_timeout_millis": export_timeout_millis,
+        "retry_for_millis": retry_for_millis,
+        "spool_max_records": spool_max_records,
+        "spool_max_age_millis": spool_max_age_millis,
+    }
+    for name, number in arguments.items():
+        if number is not None and not number > 0:
+            raise ValueError(f"{name}: must be positive, got {number!r}")
+    variables = {
+        "max_queue_size": (OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE),
+        "max_export_batch_size": (
             OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE,
-            str(batch),
-            f"at most the queue size {queue}",
-            queue,
-        )
-        batch = queue
+            OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
+        ),
+        "schedule_delay_millis": (OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY, OTEL_BLRP_SCHEDULE_DELAY),
+        "export_timeout_millis": (OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT),
+        "retry_for_millis": (OTEL_PYTHON_FEEDBACK_RETRY_FOR,),
+        "spool_max_records": (OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS,),
+        "spool_max_age_millis": (OTEL_PYTHON_FEEDBACK_SPOOL_MAX_AGE,),
+    }
+    resolved: dict[str, float] = {
+        name: value if value is not None else _positive(variables[name], getattr(defaults, name))
+        for name, value in arguments.items()
+    }
+    queue, batch = resolved["max_queue_size"], resolved["max_export_batch_size"]
+    if batch > queue:
+        if max_export_batch_size is not None and max_queue_size is not None:
+            raise ValueError(
+                f"max_export_batch_size: must not exceed max_queue_size ({queue}), got {batch}"
+            )
+        if batch != defaults.max_export_batch_size:  # a default larger than the queue: fit it
+            _bad_value(
+                OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE,
+                str(batch),
+                f"at most the queue size {queue}",
+                queue,
+            )
+        resolved["max_export_batch_size"] = queue
     return ProcessorOptions(
-        max_queue_size=queue,
-        max_export_batch_size=batch,
-        schedule_delay_millis=_positive(
-            (OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY, OTEL_BLRP_SCHEDULE_DELAY),
-            defaults.schedule_delay_millis,
-        ),
-        export_timeout_millis=_positive(
-            (OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT),
-            defaults.export_timeout_millis,
-        ),
+        max_queue_size=int(resolved["max_queue_size"]),
+        max_export_batch_size=int(resolved["max_export_batch_size"]),
+        schedule_delay_millis=resolved["schedule_delay_millis"],
+        export_timeout_millis=resolved["export_timeout_millis"],
+        retry_for_millis=resolved["retry_for_millis"],
+        spool_max_records=int(resolved["spool_max_records"]),
+        spool_max_age_millis=resolved["spool_max_age_millis"],
     )
 
 

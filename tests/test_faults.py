@@ -140,10 +140,14 @@ def test_400_drops_the_batch_counts_it_and_logs_once(
         assert app.processor.force_flush(10_000)
         assert _received(receiver) == app.sent[-1:]
     messages = [r.getMessage() for r in caplog.records if "Dropped" in r.getMessage()]
+    # The first loss at once; the next three within the interval are summed up at shutdown.
+    reason = "for OTLPFeedbackExporter: refused: the endpoint answered HTTP 400"
+    assert messages == [f"Dropped 2 feedback record(s) {reason}"]
+    app.provider.shutdown()
+    messages = [r.getMessage() for r in caplog.records if "Dropped" in r.getMessage()]
     assert messages == [
-        "Dropped 2 feedback record(s): OTLPFeedbackExporter failed to export "
-        "(later drops are counted in FeedbackSpanProcessor.dropped_records, "
-        "and summed up at shutdown)"
+        f"Dropped 2 feedback record(s) {reason}",
+        f"Dropped 3 feedback record(s) {reason}",
     ]
 
 
@@ -187,7 +191,7 @@ def test_the_retry_backlog_is_bounded_and_counts_what_it_drops(
         with OTLPReceiver(http_port=port) as receiver:
             assert app.processor.force_flush(10_000)
             assert sorted(_received(receiver)) == sorted(app.sent[-10:])  # the newest ten
-        full = [r for r in caplog.records if "backlog is full" in r.getMessage()]
+        full = [r for r in caplog.records if "backlog of 10 records is full" in r.getMessage()]
         assert len(full) == 1
     finally:
         app.provider.shutdown()
@@ -254,10 +258,10 @@ def test_headers_and_secrets_never_reach_the_log(
         timeout=1,
         resource=Resource.create({}),
     )
-    phoenix = PhoenixFeedbackExporter(
-        endpoint=f"http://127.0.0.1:{port}", api_key=secret, retry_for=0.2, retry_interval=0.1
+    phoenix = PhoenixFeedbackExporter(endpoint=f"http://127.0.0.1:{port}", api_key=secret)
+    processor = FeedbackSpanProcessor(
+        [exporter, phoenix], schedule_delay_millis=20, retry_for_millis=200
     )
-    processor = FeedbackSpanProcessor([exporter, phoenix], schedule_delay_millis=20)
     provider = TracerProvider()
     provider.add_span_processor(processor)
     with provider.get_tracer("t").start_as_current_span("run"):

@@ -17,7 +17,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_feedback import Feedback, PhoenixFeedbackExporter, record_feedback
+from otel_feedback import (
+    Feedback,
+    FeedbackExportResult,
+    PartialFeedbackExport,
+    PhoenixFeedbackExporter,
+    record_feedback,
+)
 from otel_feedback._export.phoenix import annotator_kind
 from tests.conftest import make_pipeline
 from tests.phoenix_server import PhoenixServer, phoenix_bin
@@ -132,51 +138,65 @@ def test_an_annotation_waits_for_its_span_and_a_resent_record_updates_it(
     phoenix: PhoenixServer,
 ) -> None:
     project = _project()
-    exporter = PhoenixFeedbackExporter(endpoint=phoenix.url, retry_interval=0.2)
+    exporter = PhoenixFeedbackExporter(endpoint=phoenix.url)
     provider = TracerProvider(resource=Resource.create({"openinference.project.name": project}))
-    held = InMemorySpanExporter()  # the span is held back: Phoenix does not know it yet
+    held = InMemorySpanExporter()  # the spans are held back: Phoenix does not know them yet
     provider.add_span_processor(SimpleSpanProcessor(held))
-    with provider.get_tracer("t").start_as_current_span("judged") as span:
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("judged") as span:
         record = record_feedback("accuracy", score=0.25, comment="first")
+        # Phoenix keeps the annotation name "note" for itself; this one must not vanish.
+        note = record_feedback("note", value="re-check the citation")
+    with tracer.start_as_current_span("never sent"):
+        orphan = record_feedback("accuracy", score=1)
     assert record is not None
-    built = record.to_feedback()
-    exporter.export([built])
-    assert exporter.pending_records == 1  # Phoenix answered 404: the span is not there
+    assert note is not None
+    assert orphan is not None
+    built, built_note, built_orphan = record.to_feedback(), note.to_feedback(), orphan.to_feedback()
+    # Phoenix answers (404): it is up, but lacks the span yet.
+    unready = exporter.export([built, built_note])
+    assert isinstance(unready, PartialFeedbackExport)
+    assert list(unready.retry) == [built, built_note]
+    assert not unready.refused
 
-    # Now the span reaches Phoenix.
+    # Now the judged span reaches Phoenix; the other one never does.
     to_phoenix = OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces")
-    assert to_phoenix.export(held.get_finished_spans()) is SpanExportResult.SUCCESS
-    assert exporter.force_flush(60_000)
-    assert exporter.pending_records == 0
+    judged = [s for s in held.get_finished_spans() if s.name == "judged"]
+    assert to_phoenix.export(judged) is SpanExportResult.SUCCESS
     span_id = f"{span.get_span_context().span_id:016x}"
-    (placed,) = phoenix.span_annotations(project, [span_id])
-    assert placed["result"]["score"] == 0.25
+    phoenix.wait_for("the judged span", lambda: phoenix.spans(project) or None)
+    # One request names the missing span; the others are placed by a second one.
+    outcome = exporter.export([built, built_orphan, built_note])
+    assert isinstance(outcome, PartialFeedbackExport)
+    assert list(outcome.retry) == [built_orphan]
+    assert not outcome.refused
+    placed = {a["name"]: a for a in phoenix.span_annotations(project, [span_id])}
+    assert placed["accuracy"]["result"]["score"] == 0.25
+    assert placed["feedback.note"]["result"]["label"] == "re-check the citation"
+    assert placed["feedback.note"]["metadata"]["key"] == "note"
 
     updated = built.model_copy(update={"score": 0.75, "comment": "second look"})
-    exporter.export([updated])
-    assert exporter.force_flush(30_000)
-    (again,) = phoenix.span_annotations(project, [span_id])
-    assert again["id"] == placed["id"]
-    assert again["result"] == {"score": 0.75, "label": None, "explanation": "second look"}
+    assert exporter.export([updated]) is FeedbackExportResult.SUCCESS
+    again = {a["name"]: a for a in phoenix.span_annotations(project, [span_id])}
+    assert again["accuracy"]["id"] == placed["accuracy"]["id"]
+    assert again["accuracy"]["result"] == {
+        "score": 0.75,
+        "label": None,
+        "explanation": "second look",
+    }
     exporter.shutdown()
     to_phoenix.shutdown()  # type: ignore[no-untyped-call]
     provider.shutdown()
 
 
-def test_an_unreachable_phoenix_is_retried_then_counted() -> None:
-    exporter = PhoenixFeedbackExporter(
-        endpoint="http://127.0.0.1:9", retry_for=0.5, retry_interval=0.1, timeout=1
-    )
+def test_an_unreachable_phoenix_is_tried_again_later() -> None:
+    exporter = PhoenixFeedbackExporter(endpoint="http://127.0.0.1:9", timeout=1)
     pipeline = make_pipeline()
     with pipeline.tracer.start_as_current_span("run"):
         record = record_feedback("k", score=1)
     assert record is not None
-    built = record.to_feedback()
-    exporter.export([built])
-    assert exporter.pending_records == 1
-    assert not exporter.force_flush(100)
+    assert exporter.export([record.to_feedback()]) is FeedbackExportResult.RETRY
     exporter.shutdown()
-    assert exporter.dropped_records == 1
     pipeline.provider.shutdown()
 
 

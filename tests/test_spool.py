@@ -75,7 +75,7 @@ def _run(port: int, spool: Path, count: int, *, crash: bool) -> list[UUID]:
 
 def _rows(spool: Path) -> int:
     with sqlite3.connect(spool) as connection:
-        (count,) = connection.execute("SELECT COUNT(*) FROM feedback").fetchone()
+        (count,) = connection.execute("SELECT COUNT(*) FROM otel_feedback_spool").fetchone()
     return int(count)
 
 
@@ -116,7 +116,13 @@ def test_records_wait_on_disk_for_every_exporter(tmp_path: Path) -> None:
     assert memory.get_finished_feedback() == (built,)
     assert _rows(spool_file) == 1  # one exporter still owes it
     provider.shutdown()
-    assert Spool(str(spool_file)).load() == [built]
+    left = Spool(str(spool_file), max_records=10, max_age_s=60)
+    assert left.take_over() == {"_Unreachable": 1}
+    assert left.oldest("_Unreachable", 10) == ([built], [])
+    stats = processor.stats()
+    assert stats.exported == {"InMemoryFeedbackExporter": 1, "_Unreachable": 0}
+    assert stats.dropped == {"InMemoryFeedbackExporter": {}, "_Unreachable": {}}
+    assert stats.spooled == {"InMemoryFeedbackExporter": 0, "_Unreachable": 1}
 
 
 def test_the_spool_is_set_by_one_environment_variable(
@@ -126,8 +132,11 @@ def test_the_spool_is_set_by_one_environment_variable(
     provider = TracerProvider()
     processor = otel_feedback.configure(tracer_provider=provider, exporters=["console"])
     assert processor is not None
-    assert processor._spool is not None
-    assert processor._spool.path == str(tmp_path / "env.sqlite")
+    with provider.get_tracer("t").start_as_current_span("run"):
+        record_feedback("k", score=1)
+    assert processor.force_flush()
+    assert (tmp_path / "env.sqlite").exists()
+    assert _rows(tmp_path / "env.sqlite") == 0  # written, then removed once delivered
     provider.shutdown()
 
 

@@ -23,12 +23,13 @@ class FeedbackExportResult(enum.Enum):
     SUCCESS = 0
     """Delivered."""
     FAILURE = 1
-    """Refused for good. The engine then tries the records one by one, so that a single bad
-    record does not take the others with it; what is still refused alone is dropped,
-    counted and logged."""
+    """Refused for good: the batch is dropped, counted and logged. (An exporter that can
+    tell which records were refused returns :class:`PartialFeedbackExport` instead; one
+    that raises has its batch split, so that one bad record does not sink the others.)"""
     RETRY = 2
-    """Not delivered for now (endpoint down, slow, or asking to come back later): the
-    engine holds the batch and sends it again with a growing delay."""
+    """Not delivered for now because the endpoint is unavailable (down, slow, or asking to
+    come back later): the engine holds the batch and probes the endpoint again with a
+    growing delay. At shutdown, an endpoint in this state gets no further try."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class PartialFeedbackExport:
         )
 
     Attributes:
-        retry: records to send again later (the receiver cannot take them yet).
+        retry: records to send again later: the receiver answered but cannot take them
+            yet (for example, it has not ingested the span they judge). They are tried
+            again with backoff for up to ``retry_for_millis``, within the shutdown deadline.
         refused: records refused for good, each with the reason; they are dropped, counted
             under that reason, and logged.
     """
@@ -64,7 +67,8 @@ class FeedbackExporter(abc.ABC):
     a time per exporter, so an exporter needs no locking of its own. ``export`` may block
     while it sends, but must honour its own timeout; it keeps no thread, queue, timer or
     counter of its own: it answers what became of the batch, and the engine does the rest.
-    An exception it raises counts like ``FAILURE`` (the records are then tried one by one).
+    An exception it raises splits the batch in halves, tried in turn down to single records;
+    a record that still raises alone is dropped, counted and logged with the exception.
     """
 
     @abc.abstractmethod

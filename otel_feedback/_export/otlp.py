@@ -17,12 +17,19 @@ from opentelemetry.trace import TraceFlags
 from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._codec import encode, ns_from_datetime
 from otel_feedback._environment import (
+    OTEL_PYTHON_FEEDBACK_EXPORTER,
     PROTOCOL_GRPC,
     PROTOCOLS,
     otlp_http_credential_provider_set,
     otlp_logs_protocol,
 )
-from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
+from otel_feedback._export.base import (
+    ExportOutcome,
+    FeedbackExporter,
+    FeedbackExportResult,
+    PartialFeedbackExport,
+)
+from otel_feedback._log import warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
 
@@ -30,6 +37,7 @@ __all__ = ["OTLPFeedbackExporter", "to_log_record"]
 
 _SCOPE = InstrumentationScope("otel_feedback", __version__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NO_LOGS = (404, 405)
 
 
 class OTLPFeedbackExporter(FeedbackExporter):
@@ -77,13 +85,14 @@ class OTLPFeedbackExporter(FeedbackExporter):
         self._exporter = log_exporter
         self._resource = _OnceHashedResource(resource) if resource is not None else None
 
-    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+    def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
         """Send ``batch`` as one OTLP logs request.
 
         The SDK exporter retries transient errors within its timeout. What still fails is
         ``RETRY`` unless the endpoint refused the batch for good (an HTTP 4xx other than
-        408 and 429), which is ``FAILURE``. gRPC status codes are not visible through the
-        SDK exporter: a gRPC failure is always ``RETRY``, bounded by the processor.
+        408 and 429), which is ``FAILURE``; 404 and 405 mean the endpoint takes no OTLP logs
+        at all, said once in the log. gRPC status codes are not visible through the SDK
+        exporter: a gRPC failure is always ``RETRY``, bounded by the processor.
         """
         resource = self._resource
         if resource is None:
@@ -93,8 +102,18 @@ class OTLPFeedbackExporter(FeedbackExporter):
         if result is LogRecordExportResult.SUCCESS:
             return FeedbackExportResult.SUCCESS
         code = self._status.code
+        if code in _NO_LOGS:
+            # Phoenix, MLflow and other trace-only backends: retrying cannot help.
+            reason = (
+                f"the endpoint takes no OTLP logs (HTTP {code}); set "
+                f"{OTEL_PYTHON_FEEDBACK_EXPORTER}=phoenix, mlflow or none for such a backend "
+                "(the feedback is still on the spans as events)"
+            )
+            warn_once(f"otlp-no-logs:{code}", "OTLPFeedbackExporter: %s", reason)
+            return PartialFeedbackExport(refused=[(record, reason) for record in batch])
         if code is not None and 400 <= code < 500 and code not in (408, 429):
-            return FeedbackExportResult.FAILURE
+            reason = f"the endpoint answered HTTP {code}"
+            return PartialFeedbackExport(refused=[(record, reason) for record in batch])
         return FeedbackExportResult.RETRY
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

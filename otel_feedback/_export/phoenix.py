@@ -1,24 +1,28 @@
 """PhoenixFeedbackExporter: each record becomes an Arize Phoenix span (or trace) annotation.
 
 Phoenix shows annotations in its own feedback views. The span an annotation is about must
-have been ingested first, and spans and feedback leave the application separately, so an
-annotation Phoenix cannot place yet (404), or that finds Phoenix down, is kept and retried in
-the background until ``retry_for`` has passed. Plain HTTP through the standard library.
+have been ingested first, and spans and feedback leave the application separately: Phoenix
+answers 404 for annotations on spans it does not have yet, naming them, and those are
+handed back to the engine to try again later. Plain HTTP through the standard library.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from otel_feedback import _environment as env
-from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
-from otel_feedback._log import logger, warn_once
+from otel_feedback._export.base import (
+    ExportOutcome,
+    FeedbackExporter,
+    FeedbackExportResult,
+    PartialFeedbackExport,
+)
+from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 
 __all__ = ["PhoenixFeedbackExporter", "annotation_of"]
@@ -27,6 +31,12 @@ _HUMAN_SOURCES: Final = frozenset({"app", "human", "user", "reviewer", "annotato
 _LLM_SOURCES: Final = frozenset({"model", "llm", "judge"})
 # Record fields that the annotation carries itself; the rest goes to its metadata.
 _IN_ANNOTATION: Final = frozenset({"key", "score", "comment", "trace_id", "run_id"})
+# Annotation names Phoenix keeps for itself (it answers 400): such a key is sent under
+# RESERVED_PREFIX + key, with the key itself in the metadata.
+_RESERVED_NAMES: Final = frozenset({"note"})
+RESERVED_PREFIX: Final = "feedback."
+# Phoenix's 404 names the spans (16 hex) or traces (32 hex) it does not have.
+_HEX_ID = re.compile(r"\b[0-9a-f]{16}(?:[0-9a-f]{16})?\b")
 
 
 def annotator_kind(source_type: str | None) -> str:
@@ -47,8 +57,12 @@ def annotation_of(record: Feedback) -> dict[str, Any]:
     metadata = {k: v for k, v in data.items() if v is not None}
     if label is not None:
         metadata.pop("value", None)
+    name = record.key
+    if name in _RESERVED_NAMES:
+        metadata["key"] = name
+        name = RESERVED_PREFIX + name
     annotation: dict[str, Any] = {
-        "name": record.key,
+        "name": name,
         "annotator_kind": annotator_kind(
             record.feedback_source.type if record.feedback_source else None
         ),
@@ -68,21 +82,16 @@ def annotation_of(record: Feedback) -> dict[str, Any]:
     return annotation
 
 
-class _Pending:
-    __slots__ = ("annotation", "since")
-
-    def __init__(self, annotation: dict[str, Any], since: float) -> None:
-        self.annotation = annotation
-        self.since = since
-
-
 class PhoenixFeedbackExporter(FeedbackExporter):
     """Writes each record as a Phoenix annotation on the span (or trace) it judges.
 
-    name = key; score; label = a string value; explanation = comment; annotator kind from
-    ``feedback_source.type`` (HUMAN for ``app``, LLM for ``model``, CODE otherwise);
-    identifier = the feedback id, so a resent record updates its annotation; metadata =
-    the rest of the record.
+    name = key (a key Phoenix reserves, ``note``, becomes ``feedback.note``); score; label =
+    a string value; explanation = comment; annotator kind from ``feedback_source.type``
+    (HUMAN for ``app``, LLM for ``model``, CODE otherwise); identifier = the feedback id, so
+    a resent record updates its annotation; metadata = the rest of the record.
+
+    An annotation whose span Phoenix has not ingested yet is handed back to be tried again
+    later (the processor retries it with backoff, for ``retry_for_millis``).
 
     Example::
 
@@ -93,9 +102,6 @@ class PhoenixFeedbackExporter(FeedbackExporter):
             ``http://localhost:6006``.
         api_key: sent as a bearer token; default ``PHOENIX_API_KEY``.
         timeout: seconds per HTTP request.
-        retry_for: seconds an annotation is retried while its span is not in Phoenix yet
-            or Phoenix is unreachable; then it is dropped, counted and logged once.
-        retry_interval: seconds between background retries.
     """
 
     def __init__(
@@ -104,127 +110,75 @@ class PhoenixFeedbackExporter(FeedbackExporter):
         endpoint: str | None = None,
         api_key: str | None = None,
         timeout: float = 10.0,
-        retry_for: float = 60.0,
-        retry_interval: float = 1.0,
     ) -> None:
-        for name, number in (
-            ("timeout", timeout),
-            ("retry_for", retry_for),
-            ("retry_interval", retry_interval),
-        ):
-            if not number > 0:
-                raise ValueError(f"{name}: must be positive, got {number!r}")
+        if not timeout > 0:
+            raise ValueError(f"timeout: must be positive, got {timeout!r}")
         self._base = (endpoint or env.phoenix_endpoint()).rstrip("/")
         self._headers = {"Content-Type": "application/json"}
         key = api_key if api_key is not None else env.phoenix_api_key()
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
         self._timeout = timeout
-        self._retry_for = retry_for
-        self._retry_interval = retry_interval
-        self._pending: list[_Pending] = []
-        self._lock = threading.Lock()  # one delivery attempt at a time
-        self._wake = threading.Event()
         self._stopped = False
-        self._dropped = 0
-        self._retrier = threading.Thread(
-            target=self._retry_loop, name="otel_feedback.PhoenixFeedbackExporter", daemon=True
-        )
-        self._retrier.start()
 
     def __repr__(self) -> str:
         # Never the API key.
         return f"PhoenixFeedbackExporter(endpoint={self._base!r})"
 
-    @property
-    def dropped_records(self) -> int:
-        """Annotations given up on: refused by Phoenix, or not placed within ``retry_for``."""
-        return self._dropped
-
-    @property
-    def pending_records(self) -> int:
-        """Annotations waiting for their span to reach Phoenix, or for Phoenix to answer."""
-        return len(self._pending)
-
-    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
-        """Send ``batch``; what Phoenix cannot place yet is retried in the background."""
+    def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
+        """Send ``batch``: one request per route, two when Phoenix lacks some spans."""
         if self._stopped:
             return FeedbackExportResult.FAILURE
-        now = time.monotonic()
-        with self._lock:
-            self._pending.extend(_Pending(annotation_of(record), now) for record in batch)
-            self._attempt()
-        if self._pending:
-            self._wake.set()
-        return FeedbackExportResult.SUCCESS
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Retry until every annotation is placed or dropped; False if time ran out first."""
-        deadline = time.monotonic() + timeout_millis / 1000
-        while True:
-            with self._lock:
-                self._attempt()
-                if not self._pending:
-                    return True
-            if time.monotonic() + self._retry_interval > deadline:
-                return False
-            time.sleep(self._retry_interval)  # waiting for Phoenix to ingest the spans
+        unready: list[Feedback] = []  # Phoenix answered, but lacks their spans yet
+        unavailable: list[Feedback] = []  # Phoenix did not answer, or asked to come back
+        refused: list[tuple[Feedback, str]] = []
+        spans = [r for r in batch if r.run_id is not None]
+        traces = [r for r in batch if r.run_id is None]
+        for route, group in (("/v1/span_annotations", spans), ("/v1/trace_annotations", traces)):
+            if group:
+                self._send(route, group, _Sorted(unready, unavailable, refused))
+        if len(unavailable) == len(batch):
+            return FeedbackExportResult.RETRY
+        if not unready and not unavailable and not refused:
+            return FeedbackExportResult.SUCCESS
+        return PartialFeedbackExport(retry=unready + unavailable, refused=refused)
 
     def shutdown(self) -> None:
-        """Place what can be placed within ``retry_for``, then stop."""
-        if self._stopped:
-            return
-        self.force_flush(int(self._retry_for * 1000))
+        """Refuse later exports."""
         self._stopped = True
-        self._wake.set()
-        self._retrier.join(self._timeout)
-        with self._lock:
-            if self._pending:
-                self._drop(len(self._pending), "the exporter shut down before Phoenix took them")
-                self._pending.clear()
 
-    def _retry_loop(self) -> None:
-        while not self._stopped:
-            self._wake.wait()
-            if self._stopped:
-                return
-            time.sleep(self._retry_interval)
-            with self._lock:
-                self._attempt()
-                if not self._pending:
-                    self._wake.clear()
-
-    def _attempt(self) -> None:
-        """One delivery round over everything pending; called with the lock held."""
-        now = time.monotonic()
-        expired = [p for p in self._pending if now - p.since > self._retry_for]
-        if expired:
-            self._drop(len(expired), f"Phoenix did not take them within {self._retry_for:g}s")
-        waiting = [p for p in self._pending if now - p.since <= self._retry_for]
-        retry: list[_Pending] = []
-        for route, group in (
-            ("/v1/span_annotations", [p for p in waiting if "span_id" in p.annotation]),
-            ("/v1/trace_annotations", [p for p in waiting if "span_id" not in p.annotation]),
-        ):
-            if group:
-                retry.extend(self._send(route, group))
-        self._pending = retry
-
-    def _send(self, route: str, group: list[_Pending]) -> list[_Pending]:
-        """Post ``group``; return what is worth retrying."""
-        status = self._post(route, [p.annotation for p in group])
+    def _send(
+        self, route: str, group: list[Feedback], into: _Sorted, *, missing_known: bool = False
+    ) -> None:
+        """Post ``group``; sort what did not land ``into`` its lists."""
+        status, body = self._post(route, [annotation_of(r) for r in group])
         if status == 200:
-            return []
-        if status == 404 and len(group) > 1:
-            # Some span is not in Phoenix yet: the batch is refused whole, so find which.
-            return [p for p in group for kept in self._send(route, [p]) if kept is p]
-        if status in (404, 429, 0) or status >= 500:
-            return group
-        self._drop(len(group), f"Phoenix refused them (HTTP {status})")
-        return []
+            return
+        if status == 404:
+            # Phoenix names the spans it does not have yet: those wait, the rest go again.
+            missing = set(_HEX_ID.findall(body))
+            waiting = [r for r in group if _target_hex(r) in missing]
+            rest = [r for r in group if _target_hex(r) not in missing]
+            if missing_known or not waiting or not rest:
+                into.unready.extend(group)
+                return
+            into.unready.extend(waiting)
+            self._send(route, rest, into, missing_known=True)
+            return
+        if status in (0, 408, 429) or status >= 500:
+            into.unavailable.extend(group)
+            return
+        if len(group) > 1 and status not in (401, 403):
+            # One annotation Phoenix refuses must not take the others with it.
+            middle = len(group) // 2
+            self._send(route, group[:middle], into, missing_known=missing_known)
+            self._send(route, group[middle:], into, missing_known=missing_known)
+            return
+        why = "the API key was refused" if status in (401, 403) else _short(body)
+        into.refused.extend((r, f"Phoenix answered HTTP {status}: {why}") for r in group)
 
-    def _post(self, route: str, annotations: list[dict[str, Any]]) -> int:
-        """The HTTP status, or 0 when Phoenix could not be reached."""
+    def _post(self, route: str, annotations: list[dict[str, Any]]) -> tuple[int, str]:
+        """The HTTP status and body, or ``(0, reason)`` when Phoenix could not be reached."""
         request = urllib.request.Request(  # noqa: S310 - the URL is the configured endpoint
             f"{self._base}{route}?sync=true",
             data=json.dumps({"data": annotations}).encode(),
@@ -233,19 +187,26 @@ class PhoenixFeedbackExporter(FeedbackExporter):
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                return int(response.status)
+                return int(response.status), ""
         except urllib.error.HTTPError as error:
-            return int(error.code)
+            return int(error.code), error.read(4096).decode("utf-8", "replace")
         except (OSError, ValueError) as error:
             logger.debug("Phoenix at %s is not reachable: %s", self._base, error)
-            return 0
+            return 0, str(error)
 
-    def _drop(self, count: int, reason: str) -> None:
-        self._dropped += count
-        warn_once(
-            f"phoenix-dropped:{reason}",
-            "Dropped %d Phoenix annotation(s): %s (later drops are counted in "
-            "PhoenixFeedbackExporter.dropped_records)",
-            count,
-            reason,
-        )
+
+class _Sorted(NamedTuple):
+    unready: list[Feedback]
+    unavailable: list[Feedback]
+    refused: list[tuple[Feedback, str]]
+
+
+def _target_hex(record: Feedback) -> str:
+    if record.run_id is not None:
+        return f"{record.run_id.int:016x}"
+    return f"{record.trace_id.int:032x}" if record.trace_id is not None else ""
+
+
+def _short(body: str) -> str:
+    text = " ".join(body.split())
+    return text[:200] if text else "no detail"

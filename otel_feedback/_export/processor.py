@@ -1,33 +1,29 @@
-"""FeedbackSpanProcessor: finds feedback on ending spans, exports it in the background."""
+"""FeedbackSpanProcessor: finds feedback on ending spans and hands it to the engine."""
 
 from __future__ import annotations
 
 import atexit
 import os
-import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
-from opentelemetry import context as context_api
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
+from otel_feedback import _environment as env
 from otel_feedback._attributes import ATTR_ID, EVENT_NAME
 from otel_feedback._codec import decode
-from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._export.base import FeedbackExporter
-from otel_feedback._export.delivery import Delivery
-from otel_feedback._export.spool import Spool
-from otel_feedback._log import logger, warn_once
+from otel_feedback._export.engine import Engine, FeedbackExportStats
+from otel_feedback._export.spool import Spool, SpoolError
+from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 from otel_feedback._recording.pending import PendingRecords, register, unregister
 from otel_feedback._recording.recorded import RecordedFeedback
-from otel_feedback._version import __version__
 
 __all__ = ["FeedbackSpanProcessor"]
 
@@ -52,13 +48,14 @@ class FeedbackSpanProcessor(SpanProcessor):
     """Exports the feedback recorded on each span when the span ends.
 
     ``on_end`` runs on the application's thread and only scans the span's events and queues
-    what it finds; a background thread turns them into :class:`Feedback` records and hands
-    them to the exporters in batches. A batch an exporter cannot take now (``RETRY``) is kept
-    and retried with a growing delay. The queue and the retry backlogs are bounded: what
-    cannot be kept, what an exporter refuses, and what waits longer than
-    ``retry_for_millis`` is counted in :attr:`dropped_records` (and the
-    ``otel_feedback.records.dropped`` metric) and logged once. Nothing raised in the
-    background reaches the application.
+    what it finds. In the background, the records go to every exporter: each record on its
+    own (one a writer cannot take is dropped alone), retried with backoff while an endpoint
+    is down, kept on disk when a spool is set, and every loss counted with its reason in
+    :meth:`stats`, :attr:`dropped_records` and the ``otel_feedback.records.dropped`` metric,
+    and logged (rate-limited). Nothing raised in the background reaches the application.
+
+    Every argument left out is read from the environment (``OTEL_PYTHON_FEEDBACK_*``, then
+    ``OTEL_BLRP_*``), as the SDK's batch processors read theirs.
 
     Example::
 
@@ -66,20 +63,26 @@ class FeedbackSpanProcessor(SpanProcessor):
         provider.add_span_processor(FeedbackSpanProcessor(JsonlFeedbackExporter("fb.jsonl")))
 
     Args:
-        exporter: one exporter, or several that each receive every batch.
-        max_queue_size: records held at most while waiting for export (threads adding at the
-            same instant may each put their few records past it, rather than wait on a lock).
-        max_export_batch_size: records per ``export`` call at most.
-        schedule_delay_millis: longest wait before a partial batch is exported.
-        export_timeout_millis: default time ``force_flush`` and ``shutdown`` wait.
-        retry_for_millis: how long a batch an exporter could not take (``RETRY``) is kept
-            and retried; the retry backlog of each exporter holds ``max_queue_size``
-            records at most.
-        meter_provider: where the ``otel_feedback.records.dropped`` and
-            ``otel_feedback.records.exported`` counters go; default the global one.
-        spool_path: an sqlite file that keeps records until every exporter is done with
-            them, so they outlive a crash or a long outage; records found there at start
-            are sent again (at least once: receivers de-duplicate on the feedback id).
+        exporter: one exporter, or several that each receive every record.
+        max_queue_size: records held in memory at most, in the queue and in each exporter's
+            backlog (default 16384). When the queue is full and every endpoint takes
+            batches (or a spool takes them), ``on_end`` waits for room, 0.1 s at most, before
+            dropping.
+        max_export_batch_size: records per ``export`` call at most (default 512).
+        schedule_delay_millis: longest wait before a partial batch leaves (default 1000;
+            with a spool, records are taken in at once).
+        export_timeout_millis: how long ``force_flush`` and ``shutdown`` (and the exit of a
+            process that never called it) wait at most (default 30000), for everything.
+        retry_for_millis: how long records are held in memory for an endpoint that is down
+            (default 300000); then they are dropped, or without a spool, or stay in the
+            spool.
+        meter_provider: where the ``otel_feedback.records.*`` counters go; default global.
+        spool_path: an sqlite file that keeps every record until each exporter is done with
+            it, across crashes and outages; ``""`` for none (default
+            ``OTEL_PYTHON_FEEDBACK_SPOOL_PATH``, else none).
+        spool_max_records: rows the spool keeps at most (one per record and exporter);
+            default 100000.
+        spool_max_age_millis: age after which a spooled record is dropped (default 7 days).
 
     Raises:
         ValueError: for a non-positive size or delay, or a batch larger than the queue.
@@ -89,147 +92,70 @@ class FeedbackSpanProcessor(SpanProcessor):
         self,
         exporter: FeedbackExporter | Sequence[FeedbackExporter],
         *,
-        max_queue_size: int = 2048,
-        max_export_batch_size: int = 512,
-        schedule_delay_millis: float = 1000,
-        export_timeout_millis: float = 30_000,
-        retry_for_millis: float = 300_000,
+        max_queue_size: int | None = None,
+        max_export_batch_size: int | None = None,
+        schedule_delay_millis: float | None = None,
+        export_timeout_millis: float | None = None,
+        retry_for_millis: float | None = None,
         meter_provider: MeterProvider | None = None,
         spool_path: str | os.PathLike[str] | None = None,
+        spool_max_records: int | None = None,
+        spool_max_age_millis: float | None = None,
     ) -> None:
-        exporters: tuple[object, ...] = ()
-        if isinstance(exporter, FeedbackExporter):
-            exporters = (exporter,)
-        elif isinstance(exporter, Sequence):
-            exporters = tuple(exporter)
-        if not exporters or not all(isinstance(e, FeedbackExporter) for e in exporters):
-            raise ValueError("exporter: must be a FeedbackExporter or a non-empty sequence of them")
-        for name, number in (
-            ("max_queue_size", max_queue_size),
-            ("max_export_batch_size", max_export_batch_size),
-            ("schedule_delay_millis", schedule_delay_millis),
-            ("export_timeout_millis", export_timeout_millis),
-            ("retry_for_millis", retry_for_millis),
-        ):
-            if not number > 0:
-                raise ValueError(f"{name}: must be positive, got {number!r}")
-        if max_export_batch_size > max_queue_size:
-            raise ValueError(
-                f"max_export_batch_size: must not exceed max_queue_size ({max_queue_size}), "
-                f"got {max_export_batch_size}"
-            )
-        self._exporters = cast(tuple[FeedbackExporter, ...], exporters)
-        meter = metrics.get_meter("otel_feedback", __version__, meter_provider=meter_provider)
-        self._dropped_counter = meter.create_counter(
-            "otel_feedback.records.dropped",
-            unit="{record}",
-            description="Feedback records lost: queue full, refused, or not deliverable in time",
+        exporters = _exporters(exporter)
+        options = env.processor_options(
+            max_queue_size=max_queue_size,
+            max_export_batch_size=max_export_batch_size,
+            schedule_delay_millis=schedule_delay_millis,
+            export_timeout_millis=export_timeout_millis,
+            retry_for_millis=retry_for_millis,
+            spool_max_records=spool_max_records,
+            spool_max_age_millis=spool_max_age_millis,
         )
-        self._exported_counter = meter.create_counter(
-            "otel_feedback.records.exported",
-            unit="{record}",
-            description="Feedback records delivered, counted once per exporter",
-        )
-        self._deliveries = tuple(
-            Delivery(
-                exporter,
-                max_records=max_queue_size,
-                retry_for_s=retry_for_millis / 1000,
-                on_drop=self._drop,
-                on_exported=self._count_exported(exporter),
-                on_settled=self._settled,
-            )
-            for exporter in self._exporters
-        )
-        self._spool = Spool(os.fspath(spool_path)) if spool_path is not None else None
-        self._max_queue_size = max_queue_size
-        self._batch_size = max_export_batch_size
-        self._delay_s = schedule_delay_millis / 1000
-        self._timeout_millis = export_timeout_millis
+        self._exporters = exporters
+        self._timeout_s = options.export_timeout_millis / 1000
+        self._exit_deadline: float | None = None
         self._pending = PendingRecords(_MAX_PENDING_SPANS)
-        self._dropped = 0
-        self._dropped_lock = threading.Lock()  # drops are counted from any thread
         self._is_shutdown = False
-        self._init_worker()
+        self._engine: Engine[_Item] = Engine(
+            exporters,
+            to_record=_to_record,
+            max_queue_size=options.max_queue_size,
+            max_export_batch_size=options.max_export_batch_size,
+            schedule_delay_s=options.schedule_delay_millis / 1000,
+            retry_for_s=options.retry_for_millis / 1000,
+            spool=_open_spool(spool_path, options),
+            meter_provider=meter_provider,
+        )
         register(self)
-        if self._spool is not None:
-            self._resend_spooled(self._spool)
-        # Like the SDK's batch processors: a forked child starts afresh, with its own lock,
-        # queue and thread, and without the parent's records (the parent still sends those).
+        # Like the SDK's batch processors: a forked child starts afresh, with its own
+        # threads, queue and backlogs, and without the parent's records.
         reinit = weakref.WeakMethod(self._at_fork_reinit)
         os.register_at_fork(after_in_child=lambda: (m := reinit()) and m())
         # A process that exits without shutdown() still sends what is queued.
-        at_exit = weakref.WeakMethod(self._flush_at_exit)
+        at_exit = weakref.WeakMethod(self._at_exit)
         atexit.register(lambda: (m := at_exit()) and m())
-
-    def _flush_at_exit(self) -> None:
-        if self._is_shutdown:
-            return
-        # Spans first: exporters such as Phoenix's place feedback on spans they have seen.
-        # atexit runs hooks last-in first-out, so this hook, registered after the
-        # provider's, would otherwise flush feedback before the spans left.
-        provider = trace.get_tracer_provider()
-        if isinstance(provider, TracerProvider):
-            provider.force_flush(int(self._timeout_millis))
-        self.force_flush()
-
-    def _at_fork_reinit(self) -> None:
-        self._pending = PendingRecords(_MAX_PENDING_SPANS)
-        for delivery in self._deliveries:
-            delivery.forget()
-        if self._spool is not None:
-            self._spool.reopen()
-        self._init_worker()
-
-    def _resend_spooled(self, spool: Spool) -> None:
-        # Left by an earlier process (a crash, a long outage): sent again, at least once.
-        # What does not fit the queue stays on disk for the next start.
-        records = spool.load()
-        with self._condition:
-            room = self._max_queue_size - len(self._queue)
-            self._queue.extend(records[:room])
-            self._condition.notify()
-        if records:
-            logger.info("Sending %d feedback record(s) again from %s", len(records), spool.path)
-
-    def _init_worker(self) -> None:
-        # A plain lock: nothing here takes it twice, and it is cheaper than the RLock default.
-        self._condition = threading.Condition(threading.Lock())
-        self._queue: deque[_Item] = deque()
-        self._flush_waiters: list[threading.Event] = []
-        self._worker = threading.Thread(
-            name="otel_feedback.FeedbackSpanProcessor", target=self._run, daemon=True
-        )
-        self._worker.start()
 
     @property
     def dropped_records(self) -> int:
-        """Records lost so far, once per exporter that lost them.
-
-        Refused by the full queue, refused by an exporter, or not delivered within
-        ``retry_for_millis``.
-        """
-        return self._dropped
+        """Records lost so far, once per exporter that lost them; :meth:`stats` says why."""
+        return self._engine.dropped
 
     @property
     def retrying_records(self) -> int:
-        """Records held for another try because an exporter could not take them yet."""
-        return sum(d.held_records for d in self._deliveries)
+        """Records held in memory (or being tried again) for an exporter whose endpoint is down."""
+        return self._engine.retrying
 
-    def _settled(self, records: Sequence[Feedback]) -> None:
-        if self._spool is not None:
-            self._spool.settle(records)
-
-    def _count_exported(self, exporter: FeedbackExporter) -> Callable[[int], None]:
-        attributes = {"exporter": type(exporter).__name__}
-        return lambda count: self._exported_counter.add(count, attributes)
+    def stats(self) -> FeedbackExportStats:
+        """What became of the records so far: exported, dropped (by reason), pending, spooled."""
+        return self._engine.stats()
 
     def _keep_aside(self, trace_id: int, span_id: int, record: RecordedFeedback) -> None:
         self._pending.add((trace_id, span_id), record)
 
     def _submit(self, record: RecordedFeedback) -> None:
         if not self._is_shutdown:
-            self._enqueue([record])
+            self._engine.put([record])
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""
@@ -256,7 +182,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         ):
             # Each record kept aside put one event on this span, and none was evicted: the
             # span's events are exactly those records' events. Nothing else to look for.
-            self._enqueue(items)
+            self._engine.put(items)
             return
         kept_ids: set[str] | None = None
         for event in span.events:
@@ -274,157 +200,108 @@ class FeedbackSpanProcessor(SpanProcessor):
                 _EventOnly(attributes, event.timestamp, span_context.trace_id, span_context.span_id)
             )
         if items:
-            self._enqueue(items)
-
-    def _enqueue(self, items: list[_Item]) -> None:
-        # No lock on this path, which runs on the application's threads: deque.extend and
-        # len are atomic, so threads racing here can overshoot the bound by their own few
-        # items at most. The lock is taken only to wake the worker when a batch fills.
-        queue = self._queue
-        room = self._max_queue_size - len(queue)
-        if room < len(items):
-            self._drop(len(items) - room, "the feedback queue is full")
-            items = items[: max(room, 0)]
-        before = len(queue)
-        queue.extend(items)
-        if before < self._batch_size <= len(queue):
-            with self._condition:
-                self._condition.notify()
-
-    def _drop(self, count: int, reason: str) -> None:
-        with self._dropped_lock:
-            self._dropped += count
-        self._dropped_counter.add(count, {"reason": reason})
-        warn_once(
-            f"dropped:{id(self)}:{reason}",
-            "Dropped %d feedback record(s): %s (later drops are counted in "
-            "FeedbackSpanProcessor.dropped_records, and summed up at shutdown)",
-            count,
-            reason,
-        )
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                if not (
-                    self._is_shutdown or self._flush_waiters or len(self._queue) >= self._batch_size
-                ):
-                    self._condition.wait(self._wait_s())
-                stopping = self._is_shutdown
-                waiters, self._flush_waiters = self._flush_waiters, []
-            # Exports run with instrumentation suppressed: the exporters' own HTTP or gRPC
-            # calls must not be traced.
-            token = context_api.attach(
-                context_api.set_value(context_api._SUPPRESS_INSTRUMENTATION_KEY, True)  # noqa: SLF001
-            )
-            try:
-                self._drain()
-                # A flush or shutdown tries every backlog once, due or not.
-                for delivery in self._deliveries:
-                    delivery.retry(now=time.monotonic(), due_only=not (waiters or stopping))
-            except Exception:  # noqa: BLE001 - the worker must outlive any bug of ours
-                warn_once("worker-error", "Feedback export hit an error", exc_info=True)
-            finally:
-                context_api.detach(token)
-            for waiter in waiters:
-                waiter.set()
-            if stopping:
-                return
-
-    def _wait_s(self) -> float:
-        due = [t for d in self._deliveries if (t := d.next_try) is not None]
-        if not due:
-            return self._delay_s
-        return max(0.0, min(self._delay_s, min(due) - time.monotonic()))
-
-    def _drain(self) -> None:
-        while True:
-            # Only this thread takes from the queue, and popleft is atomic: no lock.
-            queue = self._queue
-            if not queue:
-                return
-            batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
-            self._export(batch)
-
-    def _export(self, batch: list[_Item]) -> None:
-        records = [record for item in batch if (record := _to_record(item)) is not None]
-        if records:
-            if self._spool is not None:
-                self._spool.keep(records, len(self._deliveries))
-            for delivery in self._deliveries:
-                delivery.send(records)
+            self._engine.put(items)
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
-        """Export everything queued so far; ``True`` if it was delivered within the timeout.
+        """Deliver everything queued so far; ``True`` if it was delivered within the timeout.
 
-        Batches an exporter could not take are tried again, at their backoff, until they
-        are delivered or the timeout passes.
+        Records for an endpoint that is down are tried again at their backoff until they
+        are delivered or the timeout passes. During the process's exit, an endpoint that is
+        down is not waited for.
         """
         if self._is_shutdown:
             return True
-        timeout_s = (timeout_millis if timeout_millis is not None else self._timeout_millis) / 1000
-        deadline = time.monotonic() + timeout_s
-        while True:
-            done = threading.Event()
-            with self._condition:
-                self._flush_waiters.append(done)
-                self._condition.notify()
-            if not done.wait(max(0.0, deadline - time.monotonic())):
-                return False
-            due = [t for d in self._deliveries if (t := d.next_try) is not None]
-            if not due:
-                break
-            pause = min(due) - time.monotonic()
-            if min(due) >= deadline:
-                return False
-            if pause > 0:
-                # The backoff of an exporter that could not take its batch yet.
-                threading.Event().wait(pause)
-        remaining_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-        return all(e.force_flush(remaining_ms) for e in self._exporters)
+        timeout_s = self._within_exit(
+            timeout_millis / 1000 if timeout_millis is not None else self._timeout_s
+        )
+        start = time.monotonic()
+        done = self._engine.flush(timeout_s, wait_for_down=self._exit_deadline is None)
+        left_ms = int(max(0.0, timeout_s - (time.monotonic() - start)) * 1000)
+        flushed = [e.force_flush(left_ms) for e in self._exporters]  # every one, no short cut
+        return all(flushed) and done
 
     def shutdown(self) -> None:
-        """Export what is queued, stop the background thread, and shut the exporters down."""
+        """Deliver what can be within the export timeout, then stop and shut exporters down.
+
+        An exporter whose endpoint is down gets no further try. What is not delivered
+        stays in the spool when there is one, and is otherwise counted and logged as dropped.
+        """
         if self._is_shutdown:
             return
-        with self._condition:
-            self._is_shutdown = True
-            self._condition.notify()
-        self._worker.join(self._timeout_millis / 1000)
+        self._is_shutdown = True
         unregister(self)
-        if not self._worker.is_alive():
-            for delivery in self._deliveries:
-                delivery.give_up("was still unreachable at shutdown")
-        for exporter in self._exporters:
-            try:
-                exporter.shutdown()
-            except Exception:  # noqa: BLE001 - shutting down must reach every exporter
-                logger.warning("Feedback exporter %r raised on shutdown", exporter, exc_info=True)
-        if self._spool is not None:
-            self._spool.close()
-        if self._dropped:
-            logger.warning("%d feedback record(s) were dropped in all", self._dropped)
+        self._engine.shutdown(self._within_exit(self._timeout_s))
+
+    def _within_exit(self, timeout_s: float) -> float:
+        # At exit, every flush and the shutdown share one deadline.
+        if self._exit_deadline is None:
+            return timeout_s
+        return max(0.0, min(timeout_s, self._exit_deadline - time.monotonic()))
+
+    def _at_exit(self) -> None:
+        if self._is_shutdown:
+            return
+        self._exit_deadline = time.monotonic() + self._timeout_s
+        # Spans first, when this processor is on the global provider: exporters such as
+        # Phoenix's place feedback on spans they have already seen. (atexit runs hooks
+        # last-in first-out, so this hook runs before the provider's own.)
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, TracerProvider) and self in _processors_of(provider):
+            provider.force_flush(int(self._within_exit(self._timeout_s) * 1000))
+        self.shutdown()
+
+    def _at_fork_reinit(self) -> None:
+        self._pending = PendingRecords(_MAX_PENDING_SPANS)
+        self._engine.after_fork()
 
 
-def _to_record(item: _Item) -> Feedback | None:
+def _exporters(exporter: object) -> tuple[FeedbackExporter, ...]:
+    exporters: tuple[object, ...] = ()
+    if isinstance(exporter, FeedbackExporter):
+        exporters = (exporter,)
+    elif isinstance(exporter, Sequence):
+        exporters = tuple(exporter)
+    if not exporters or not all(isinstance(e, FeedbackExporter) for e in exporters):
+        raise ValueError("exporter: must be a FeedbackExporter or a non-empty sequence of them")
+    return cast(tuple[FeedbackExporter, ...], exporters)
+
+
+def _open_spool(
+    spool_path: str | os.PathLike[str] | None, options: env.ProcessorOptions
+) -> Spool | None:
+    source = "spool_path"
+    path = os.fspath(spool_path) if spool_path is not None else None
+    if path is None:
+        source, path = env.OTEL_PYTHON_FEEDBACK_SPOOL_PATH, env.spool_path()
+    if not path:
+        return None
+    try:
+        return Spool(
+            path,
+            max_records=options.spool_max_records,
+            max_age_s=options.spool_max_age_millis / 1000,
+        )
+    except SpoolError as error:
+        logger.warning("%s: cannot use the spool (%s); running without one", source, error)
+        return None
+
+
+def _processors_of(provider: TracerProvider) -> Sequence[object]:
+    # The SDK keeps a provider's processors in its active multi-span processor.
+    active = getattr(provider, "_active_span_processor", None)
+    return tuple(getattr(active, "_span_processors", ()))
+
+
+def _to_record(item: _Item) -> Feedback:
+    """The record of one queued item; raises InvalidFeedbackError for a malformed event."""
     if isinstance(item, RecordedFeedback):
         # Built here, off the application's thread, for feedback recorded with plain values.
         return item.to_feedback()
     if isinstance(item, Feedback):
         return item
-    try:
-        return decode(
-            item.attributes,
-            timestamp_ns=item.timestamp,
-            trace_id=item.trace_id,
-            span_id=item.span_id,
-        )
-    except InvalidFeedbackError as exc:
-        warn_once(
-            f"malformed-event:{exc.field}",
-            "Skipped a malformed %s event on span %016x: %s",
-            EVENT_NAME,
-            item.span_id,
-            exc,
-        )
-        return None
+    return decode(
+        item.attributes,
+        timestamp_ns=item.timestamp,
+        trace_id=item.trace_id,
+        span_id=item.span_id,
+    )

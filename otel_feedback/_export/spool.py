@@ -1,143 +1,233 @@
-"""An optional on-disk spool (sqlite): records outlive a crash or a long outage.
+"""The optional on-disk spool (sqlite): records outlive a crash or a long outage.
 
-The processor's background thread writes each record here when it takes it from the queue,
-and deletes it once every exporter has delivered it or refused it for good. Records still
-here when a processor starts (after a crash, or dropped from memory during a long outage)
-are sent again: delivery is at least once, and receivers de-duplicate on the feedback id.
+One row per record and exporter ("route") that still owes it. The engine writes a record
+here as soon as its background thread takes it from the queue, before any export, and
+deletes the row when that exporter delivered it or refused it for good. What cannot wait in
+memory (the queue or a backlog is full, an endpoint is down for longer than
+``retry_for_millis``, the process shuts down while an endpoint is down) simply stays here and
+is read back, oldest first, once the exporter takes batches again: in the running process,
+or after a restart.
+
+Commits use ``synchronous=NORMAL`` in WAL mode: a committed row survives the process being
+killed; an operating-system crash or power loss may lose the last commits.
+
+Bounds: at most ``max_records`` rows and ``max_age_s`` of age; rows past either bound are
+deleted and reported to the caller, which counts them as dropped.
+
+Several processes may share one file. Each process reads back only the rows it owns; at
+start it takes over every row left in the file, so a record left by a process that died is
+sent by the next one (and may be sent twice when a live process's rows are taken over:
+delivery is at least once, and receivers de-duplicate on the feedback id).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
-from otel_feedback._log import warn_once
 from otel_feedback._model import Feedback
 
-__all__ = ["Spool"]
+__all__ = ["Spool", "SpoolError"]
 
+_TABLE = "otel_feedback_spool"
+_COLUMNS = ("id", "route", "owner", "spooled_at", "body")
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id TEXT PRIMARY KEY,
-    record TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS otel_feedback_spool (
+    id TEXT NOT NULL,
+    route TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    spooled_at REAL NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (id, route)
 )
 """
+_BUSY_TIMEOUT_S = 5.0
+
+
+class SpoolError(Exception):
+    """The spool file cannot be used; the message says why."""
 
 
 class Spool:
-    """The spooled records of one file; safe to use from several threads.
+    """The spool in one sqlite file; every method is safe to call from several threads.
 
-    :meth:`keep` and :meth:`settle` are the processor's side: they count, per record, the
-    exporters still owing it, and never raise (a failing disk is logged once; the rows it
-    could not delete are sent again after a restart).
+    Methods raise :class:`sqlite3.Error` or :class:`OSError` when the disk fails; the
+    engine catches, counts and logs them.
     """
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    def __init__(self, path: str, *, max_records: int, max_age_s: float) -> None:
+        """Open (or create) the spool at ``path``.
+
+        Raises:
+            SpoolError: the file cannot be opened or created, is not an sqlite database, or
+                holds a table of this name with another shape.
+        """
+        self.path = path
+        self.max_records = max_records
+        self.max_age_s = max_age_s
         self._lock = threading.Lock()
-        self._connection = self._connect()
-        self._owing: dict[str, int] = {}
-
-    def keep(self, records: Sequence[Feedback], exporters: int) -> None:
-        """Spool ``records`` until ``exporters`` exporters have each settled them."""
-        if not self._safely("write", lambda: self.put(records)):
-            return
-        for record in records:
-            self._owing[str(record.id)] = exporters
-
-    def settle(self, records: Sequence[Feedback]) -> None:
-        """One exporter is done with ``records``; forget those no exporter owes any more."""
-        done = []
-        for record in records:
-            key = str(record.id)
-            left = self._owing.get(key)
-            if left is None:
-                continue
-            if left > 1:
-                self._owing[key] = left - 1
-            else:
-                del self._owing[key]
-                done.append(key)
-        # Rows that cannot be removed are only sent again after a restart.
-        self._safely("update", lambda: self.remove(done))
-
-    def _safely(self, verb: str, action: Callable[[], None]) -> bool:
+        self._owner = uuid.uuid4().hex
         try:
-            action()
-        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
-            warn_once(
-                f"spool-{verb}:{self._path}",
-                "Could not %s the feedback spool %s",
-                verb,
-                self._path,
-                exc_info=True,
-            )
-            return False
-        return True
+            self._connection = self._connect()
+            self._rows = self._count_rows()
+        except (sqlite3.Error, OSError) as error:
+            raise SpoolError(_describe(path, error)) from error
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(_SCHEMA)
+        if os.path.isdir(self.path):
+            raise SpoolError(f"{self.path} is a directory, not a file")
+        connection = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+            columns = tuple(
+                row[1] for row in connection.execute("PRAGMA table_info(otel_feedback_spool)")
+            )
+            if columns != _COLUMNS:
+                raise SpoolError(
+                    f"{self.path} has a table {_TABLE} with the columns "
+                    f"{', '.join(columns)}, not {', '.join(_COLUMNS)}"
+                )
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
-    @property
-    def path(self) -> str:
-        """The sqlite file."""
-        return self._path
+    def _count_rows(self) -> int:
+        with self._lock:
+            (count,) = self._connection.execute(
+                "SELECT COUNT(*) FROM otel_feedback_spool"
+            ).fetchone()
+        return int(count)
 
     def reopen(self) -> None:
-        """A fresh connection and ledger, in a forked child.
-
-        A connection must not cross a fork, and the parent settles its own records.
-        """
+        """A fresh connection and owner, in a forked child (a connection must not cross a fork)."""
         self._lock = threading.Lock()
+        self._owner = uuid.uuid4().hex
         self._connection = self._connect()
-        self._owing = {}
 
-    def put(self, records: Sequence[Feedback]) -> None:
-        """Keep ``records`` (a record already kept is left as it is)."""
+    def take_over(self) -> Counter[str]:
+        """Own every row in the file (left by earlier processes); return rows per route."""
         with self._lock:
-            self._connection.executemany(
-                "INSERT OR IGNORE INTO feedback (id, record) VALUES (?, ?)",
-                [(str(r.id), r.model_dump_json()) for r in records],
+            self._connection.execute("UPDATE otel_feedback_spool SET owner = ?", (self._owner,))
+            rows = self._connection.execute(
+                "SELECT route, COUNT(*) FROM otel_feedback_spool GROUP BY route"
+            ).fetchall()
+        return Counter({route: int(count) for route, count in rows})
+
+    def put(self, records: Sequence[Feedback], routes: Sequence[str]) -> Counter[str]:
+        """Keep ``records`` for each of ``routes``, in one transaction.
+
+        Returns:
+            The rows evicted to stay within ``max_records``, counted per route (oldest
+            first; possibly rows just written).
+        """
+        now = time.time()
+        rows = [
+            (str(record.id), route, self._owner, now, body)
+            for record in records
+            for body in (record.model_dump_json(),)
+            for route in routes
+        ]
+        with self._lock, self._connection:
+            cursor = self._connection.executemany(
+                "INSERT OR REPLACE INTO otel_feedback_spool (id, route, owner, spooled_at, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._rows += max(cursor.rowcount, 0)
+            excess = self._rows - self.max_records
+            if excess <= 0:
+                return Counter()
+            return self._evict(
+                "rowid IN (SELECT rowid FROM otel_feedback_spool ORDER BY rowid LIMIT ?)", excess
             )
 
-    def remove(self, ids: Iterable[str]) -> None:
-        """Forget the records with these ids: they are delivered."""
-        with self._lock:
-            self._connection.executemany("DELETE FROM feedback WHERE id = ?", [(i,) for i in ids])
+    def expire(self) -> Counter[str]:
+        """Delete rows older than ``max_age_s``; return them counted per route."""
+        with self._lock, self._connection:
+            self._rows = int(
+                self._connection.execute("SELECT COUNT(*) FROM otel_feedback_spool").fetchone()[0]
+            )
+            return self._evict("spooled_at < ?", time.time() - self.max_age_s)
 
-    def load(self) -> list[Feedback]:
-        """Every record kept, oldest first; unreadable rows are deleted and skipped."""
+    def _evict(self, where: str, argument: float) -> Counter[str]:
+        # Called with the lock held, inside a transaction.
+        evicted = Counter(
+            {
+                route: int(count)
+                for route, count in self._connection.execute(
+                    f"SELECT route, COUNT(*) FROM otel_feedback_spool WHERE {where} GROUP BY route",  # noqa: S608 - constant fragments
+                    (argument,),
+                )
+            }
+        )
+        delete = f"DELETE FROM otel_feedback_spool WHERE {where}"  # noqa: S608 - constant fragments
+        cursor = self._connection.execute(delete, (argument,))
+        self._rows -= max(cursor.rowcount, 0)
+        return evicted
+
+    def remove(self, ids: Iterable[str], route: str) -> None:
+        """``route`` is done with the records of these ids: delivered, or refused for good."""
+        with self._lock, self._connection:
+            cursor = self._connection.executemany(
+                "DELETE FROM otel_feedback_spool WHERE id = ? AND route = ?",
+                [(i, route) for i in ids],
+            )
+            self._rows -= max(cursor.rowcount, 0)
+
+    def oldest(self, route: str, limit: int) -> tuple[list[Feedback], list[str]]:
+        """Up to ``limit`` of this process's rows for ``route``, oldest first.
+
+        Returns:
+            The records, and the ids of rows that could not be read back (the caller
+            removes and counts them).
+        """
         with self._lock:
             rows = self._connection.execute(
-                "SELECT id, record FROM feedback ORDER BY rowid"
+                "SELECT id, body FROM otel_feedback_spool WHERE route = ? AND owner = ? "
+                "ORDER BY rowid LIMIT ?",
+                (route, self._owner, limit),
             ).fetchall()
         records, unreadable = [], []
-        for record_id, text in rows:
+        for record_id, body in rows:
             try:
-                records.append(Feedback.model_validate_json(text))
+                records.append(Feedback.model_validate_json(body))
             except ValueError:
                 unreadable.append(record_id)
-        if unreadable:
-            warn_once(
-                f"spool-unreadable:{self._path}",
-                "Removed %d unreadable record(s) from the feedback spool %s",
-                len(unreadable),
-                self._path,
-            )
-            self.remove(unreadable)
-        return records
+        return records, unreadable
 
-    def __len__(self) -> int:
+    def count(self, route: str | None = None) -> int:
+        """Rows in the file (all owners), for one route or all."""
         with self._lock:
-            (count,) = self._connection.execute("SELECT COUNT(*) FROM feedback").fetchone()
-        return int(count)
+            if route is None:
+                row = self._connection.execute(
+                    "SELECT COUNT(*) FROM otel_feedback_spool"
+                ).fetchone()
+            else:
+                row = self._connection.execute(
+                    "SELECT COUNT(*) FROM otel_feedback_spool WHERE route = ?", (route,)
+                ).fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         """Close the file."""
         with self._lock:
             self._connection.close()
+
+
+def _describe(path: str, error: BaseException) -> str:
+    if isinstance(error, SpoolError):
+        return str(error)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"{path}: the directory {directory} does not exist"
+    return f"{path}: {error}"
