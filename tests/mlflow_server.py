@@ -92,12 +92,13 @@ class MLflowServer:
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """The trace as MLflow's REST API shows it, or ``None`` when it has no such trace."""
         try:
-            found: dict[str, Any] = self.call("GET", f"/api/3.0/mlflow/traces/{trace_id}")
+            found = self.call("GET", f"/api/3.0/mlflow/traces/{trace_id}")
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return None
             raise
-        return found["trace"]
+        trace: dict[str, Any] = found["trace"]
+        return trace
 
     def assessments_through_client(self, trace_id: str) -> list[dict[str, Any]]:
         """The trace's assessments as MLflow's own Python client reads them (its venv)."""
