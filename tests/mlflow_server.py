@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from tests.otlp_receiver import free_port
+from tests.server_process import ServerProcess
 
 REPO = Path(__file__).parent.parent
 MLFLOW_BIN_VARIABLE = "MLFLOW_BIN"
@@ -24,18 +24,19 @@ def mlflow_bin() -> Path | None:
     return path if path.exists() else None
 
 
-class MLflowServer:
+class MLflowServer(ServerProcess):
+    name = "mlflow"
+
     def __init__(self, executable: Path, working_dir: Path) -> None:
         self.executable = executable
-        self.port = free_port()
-        self.log = working_dir / "mlflow.log"
+        port = free_port()
         command = [
             str(executable),
             "server",
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            str(port),
             "--backend-store-uri",
             f"sqlite:///{working_dir / 'db.sqlite'}",
             "--default-artifact-root",
@@ -43,36 +44,13 @@ class MLflowServer:
             "--workers",
             "1",
         ]
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                command, env=environment, stdout=log, stderr=subprocess.STDOUT
-            )
-        self._wait_healthy(timeout=120)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.25)  # a server starting up, not a thread of ours
-        raise RuntimeError(f"mlflow did not start within {timeout}s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        super().__init__(
+            command,
+            port=port,
+            log=working_dir / "mlflow.log",
+            environment={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+            health_path="/health",
+        )
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """MLflow's REST API; raises ``urllib.error.HTTPError`` on an error answer."""

@@ -7,7 +7,6 @@ its own Python client (in MLflow's venv).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,18 +25,14 @@ from otel_feedback import (
 )
 from otel_feedback._export.mlflow import FEEDBACK_ID
 from tests.mlflow_server import MLflowServer, mlflow_bin
+from tests.server_process import installed
 
 pytestmark = pytest.mark.mlflow
 
 
 @pytest.fixture(scope="module")
 def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
-    executable = mlflow_bin()
-    if executable is None:
-        message = "MLflow is not installed: bash .ci/run installs it into .venv-mlflow"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI never skips these
-        pytest.skip(message)
+    executable = installed(mlflow_bin(), "MLflow")
     server = MLflowServer(executable, tmp_path_factory.mktemp("mlflow"))
     yield server
     server.stop()

@@ -48,7 +48,10 @@ def _time(moment: datetime) -> str:
 
 def _metadata(record: Feedback) -> dict[str, str]:
     # MLflow's assessment metadata maps strings to strings: other values go as JSON text.
-    data = record.model_dump(mode="json", exclude=set(_IN_ASSESSMENT))
+    exclude = set(_IN_ASSESSMENT)
+    if record.score is None:
+        exclude.add("value")  # the value is the feedback's value
+    data = record.model_dump(mode="json", exclude=exclude)
     metadata = {
         name: value if isinstance(value, str) else json.dumps(value)
         for name, value in data.items()
@@ -76,8 +79,6 @@ def assessments_of(record: Feedback) -> list[dict[str, Any]]:
     if record.run_id is not None:
         common["span_id"] = f"{record.run_id.int:016x}"
     feedback: dict[str, Any] = {"value": record.score if record.score is not None else record.value}
-    if record.score is not None and record.value is not None:
-        common["metadata"]["value"] = json.dumps(record.value)
     if record.error:
         feedback["error"] = {
             "error_code": "EVALUATION_ERROR",
