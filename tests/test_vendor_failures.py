@@ -177,3 +177,21 @@ def test_a_record_whose_trace_is_not_there_yet_is_retried(
 def test_a_non_positive_timeout_is_refused(vendor: Vendor) -> None:
     with pytest.raises(ValueError, match="timeout: must be positive"):
         vendor.make("http://127.0.0.1:1", 0)
+
+
+def test_a_url_that_is_not_http_names_its_setting(vendor: Vendor) -> None:
+    with pytest.raises(ValueError, match=r"must be an http:// or https:// URL, got 'databricks'"):
+        vendor.make("databricks", 5)
+
+
+def test_a_record_that_names_no_trace_is_refused_unsent(vendor: Vendor, server: StandIn) -> None:
+    orphan = Feedback.model_validate(
+        {"id": uuid.uuid4(), "created_at": "2026-01-01T00:00:00Z", "key": "k", "score": 1}
+        | {"modified_at": "2026-01-01T00:00:00Z"}
+    )
+    result = vendor.make(server.url, 5).export([orphan])
+    assert isinstance(result, PartialFeedbackExport)
+    ((refused, reason),) = result.refused
+    assert refused is orphan
+    assert "trace" in reason
+    assert [s for s in server.seen if s.method == "POST"] == []

@@ -69,6 +69,7 @@ class Reply:
 class JsonHttp:
     """A keep-alive session to one base URL; every request waits at most ``timeout`` seconds.
 
+    ``setting`` names where the URL came from, for the error a URL that is not HTTP raises.
     The headers (credentials among them) are never logged nor shown in a repr.
     """
 
@@ -80,9 +81,12 @@ class JsonHttp:
         headers: Mapping[str, str],
         timeout: float,
         basic_auth: tuple[str, str] | None = None,
+        setting: str = "base_url",
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout: must be positive, got {timeout!r}")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"{setting}: must be an http:// or https:// URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._vendor = vendor
         self._timeout = timeout

@@ -26,6 +26,7 @@ _VENDOR: Final = "Langfuse"
 _CREDENTIALS: Final = f"{env.LANGFUSE_PUBLIC_KEY} and {env.LANGFUSE_SECRET_KEY}"
 # Record fields the score carries itself; the others go to its metadata.
 _IN_SCORE: Final = frozenset({"id", "key", "score", "comment", "trace_id", "run_id", "created_at"})
+NO_TRACE: Final = "a Langfuse score belongs to a trace: this record names none"
 NO_VALUE: Final = (
     "a Langfuse score needs a number, a boolean or a category: this record has no score and "
     "no such value"
@@ -98,7 +99,7 @@ class LangfuseFeedbackExporter(FeedbackExporter):
         timeout: seconds per HTTP request.
 
     Raises:
-        ValueError: a missing key, or a non-positive timeout.
+        ValueError: a missing key, a URL that is not HTTP, or a non-positive timeout.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class LangfuseFeedbackExporter(FeedbackExporter):
             headers={},
             timeout=timeout,
             basic_auth=(public_key, secret_key),
+            setting=f"base_url (or {env.LANGFUSE_BASE_URL} / {env.LANGFUSE_HOST})",
         )
 
     def __repr__(self) -> str:
@@ -136,6 +138,8 @@ class LangfuseFeedbackExporter(FeedbackExporter):
         self._http.close()
 
     def _send(self, record: Feedback) -> Step:
+        if record.trace_id is None:
+            return Verdict.REFUSED, NO_TRACE
         body = score_of(record)
         if body is None:
             return Verdict.REFUSED, NO_VALUE

@@ -99,7 +99,8 @@ class LangSmithFeedbackExporter(FeedbackExporter):
         timeout: seconds per HTTP request.
 
     Raises:
-        ValueError: no API key, or a non-positive timeout.
+        ValueError: no API key, an endpoint that is not an HTTP URL, or a non-positive
+            timeout.
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class LangSmithFeedbackExporter(FeedbackExporter):
             vendor=_VENDOR,
             headers={"x-api-key": key},
             timeout=timeout,
+            setting=f"endpoint (or {env.LANGSMITH_ENDPOINT})",
         )
         self._project = project or env.langsmith_project()
         self._project_id = UUID(str(project_id)) if project_id is not None else None

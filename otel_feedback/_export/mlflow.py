@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
+from uuid import UUID
 
 from otel_feedback import _environment as env
 from otel_feedback._export._http import JsonHttp, Reply, Step, Verdict, deliver_each, refusal
@@ -36,10 +37,12 @@ _IN_ASSESSMENT: Final = frozenset(
 )
 
 
-def mlflow_trace_id(record: Feedback) -> str:
-    """MLflow's id of the record's trace: ``tr-`` and the OpenTelemetry trace id in hex."""
-    assert record.trace_id is not None  # every exported record names its trace
-    return f"tr-{record.trace_id.hex}"
+NO_TRACE: Final = "an MLflow assessment belongs to a trace: this record names none"
+
+
+def mlflow_trace_id(trace_id: UUID) -> str:
+    """MLflow's id of a trace: ``tr-`` and the OpenTelemetry trace id in 32 hex."""
+    return f"tr-{trace_id.hex}"
 
 
 def _time(moment: datetime) -> str:
@@ -61,13 +64,13 @@ def _metadata(record: Feedback) -> dict[str, str]:
     return metadata
 
 
-def assessments_of(record: Feedback) -> list[dict[str, Any]]:
+def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
     """The assessments of one record: its feedback, then its correction as an expectation."""
     source = record.feedback_source
     kind = _SOURCE_TYPES[annotator_kind(source.type if source else None)]
     common: dict[str, Any] = {
         "assessment_name": record.key,
-        "trace_id": mlflow_trace_id(record),
+        "trace_id": mlflow_trace_id(trace_id),
         "source": {
             "source_type": kind,
             "source_id": str(source.user_id if source and source.user_id else kind.lower()),
@@ -144,11 +147,6 @@ class MLflowFeedbackExporter(FeedbackExporter):
         timeout: float = 10.0,
     ) -> None:
         uri = tracking_uri or env.mlflow_tracking_uri()
-        if not uri.startswith(("http://", "https://")):
-            raise ValueError(
-                f"tracking_uri: must be an http:// or https:// MLflow server, got {uri!r} "
-                f"(from the argument or {env.MLFLOW_TRACKING_URI})"
-            )
         env_token, env_basic = env.mlflow_credentials()
         token = token if token is not None else env_token
         basic_auth = basic_auth if basic_auth is not None else env_basic
@@ -161,6 +159,7 @@ class MLflowFeedbackExporter(FeedbackExporter):
             headers=headers,
             timeout=timeout,
             basic_auth=None if token else basic_auth,
+            setting=f"tracking_uri (or {env.MLFLOW_TRACKING_URI})",
         )
 
     def __repr__(self) -> str:
@@ -175,7 +174,9 @@ class MLflowFeedbackExporter(FeedbackExporter):
         self._http.close()
 
     def _send(self, record: Feedback) -> Step:
-        for assessment in assessments_of(record):
+        if record.trace_id is None:
+            return Verdict.REFUSED, NO_TRACE
+        for assessment in assessments_of(record, record.trace_id):
             verdict, reason = self._create(assessment)
             if verdict is not Verdict.DELIVERED:
                 return verdict, reason
