@@ -2,7 +2,8 @@
 
 Record feedback inside traced code; it travels as a ``gen_ai.evaluation.result`` span event
 and, through :class:`FeedbackSpanProcessor`, as LangSmith-format feedback records to the
-exporters you choose (OTLP logs, JSONL, console, memory). ``configure()`` wires it from the
+exporters you choose (OTLP logs, JSONL, console, memory, and the native stores of Phoenix,
+LangSmith, MLflow and Langfuse). ``configure()`` wires it from the
 standard OpenTelemetry environment variables, and under ``opentelemetry-instrument`` it needs
 no code at all::
 
@@ -21,7 +22,10 @@ from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult, P
 from otel_feedback._export.console import ConsoleFeedbackExporter
 from otel_feedback._export.engine import FeedbackExportStats
 from otel_feedback._export.jsonl import JsonlFeedbackExporter
+from otel_feedback._export.langfuse import LangfuseFeedbackExporter
+from otel_feedback._export.langsmith import LangSmithFeedbackExporter
 from otel_feedback._export.memory import InMemoryFeedbackExporter
+from otel_feedback._export.mlflow import MLflowFeedbackExporter
 from otel_feedback._export.otlp import OTLPFeedbackExporter
 from otel_feedback._export.phoenix import PhoenixFeedbackExporter
 from otel_feedback._export.processor import FeedbackSpanProcessor
@@ -47,6 +51,9 @@ __all__ = [
     "InMemoryFeedbackExporter",
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
+    "LangSmithFeedbackExporter",
+    "LangfuseFeedbackExporter",
+    "MLflowFeedbackExporter",
     "OTLPFeedbackExporter",
     "PartialFeedbackExport",
     "PhoenixFeedbackExporter",

@@ -19,6 +19,9 @@ from otel_feedback import _environment as env
 from otel_feedback._export.base import FeedbackExporter
 from otel_feedback._export.console import ConsoleFeedbackExporter
 from otel_feedback._export.jsonl import JsonlFeedbackExporter
+from otel_feedback._export.langfuse import LangfuseFeedbackExporter
+from otel_feedback._export.langsmith import LangSmithFeedbackExporter
+from otel_feedback._export.mlflow import MLflowFeedbackExporter
 from otel_feedback._export.otlp import OTLPFeedbackExporter
 from otel_feedback._export.phoenix import PhoenixFeedbackExporter
 from otel_feedback._export.processor import FeedbackSpanProcessor
@@ -53,8 +56,9 @@ def configure(
 
     Args:
         tracer_provider: the SDK provider whose spans carry feedback.
-        exporters: exporter names (``"otlp"``, ``"console"``, ``"jsonl"``, ``"phoenix"``)
-            or exporter objects; default ``OTEL_PYTHON_FEEDBACK_EXPORTER``.
+        exporters: exporter names (``"otlp"``, ``"console"``, ``"jsonl"``, ``"phoenix"``,
+            ``"langsmith"``, ``"mlflow"``, ``"langfuse"``) or exporter objects; default
+            ``OTEL_PYTHON_FEEDBACK_EXPORTER``.
 
     Returns:
         The processor added (or added before), or ``None`` when ``OTEL_SDK_DISABLED`` is true
@@ -139,6 +143,9 @@ _FACTORIES: dict[str, Callable[[Resource], FeedbackExporter]] = {
     "console": lambda _resource: ConsoleFeedbackExporter(),
     "jsonl": lambda _resource: JsonlFeedbackExporter(env.jsonl_path()),
     "phoenix": lambda _resource: PhoenixFeedbackExporter(),
+    "langsmith": lambda _resource: LangSmithFeedbackExporter(),
+    "mlflow": lambda _resource: MLflowFeedbackExporter(),
+    "langfuse": lambda _resource: LangfuseFeedbackExporter(),
 }
 
 

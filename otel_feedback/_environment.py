@@ -26,6 +26,17 @@ from otel_feedback._log import warn_once
 
 __all__ = [
     "EXPORTER_NAMES",
+    "LANGFUSE_BASE_URL",
+    "LANGFUSE_HOST",
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "LANGSMITH_API_KEY",
+    "LANGSMITH_ENDPOINT",
+    "LANGSMITH_PROJECT",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
     "OTEL_PYTHON_FEEDBACK_EXPORTER",
     "OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT",
     "OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING",
@@ -45,6 +56,13 @@ __all__ = [
     "exporter_names",
     "follow_trace_sampling",
     "jsonl_path",
+    "langfuse_base_url",
+    "langfuse_keys",
+    "langsmith_api_key",
+    "langsmith_endpoint",
+    "langsmith_project",
+    "mlflow_credentials",
+    "mlflow_tracking_uri",
     "otlp_http_credential_provider_set",
     "otlp_logs_protocol",
     "otlp_traces_protocol",
@@ -58,7 +76,8 @@ __all__ = [
 ]
 
 OTEL_PYTHON_FEEDBACK_EXPORTER: Final = "OTEL_PYTHON_FEEDBACK_EXPORTER"
-"""Comma-separated feedback exporters: ``otlp``, ``console``, ``jsonl``, ``phoenix``, ``none``.
+"""Comma-separated feedback exporters: ``otlp``, ``console``, ``jsonl``, ``phoenix``,
+``langsmith``, ``mlflow``, ``langfuse``, ``none``.
 
 Default ``otlp``. ``none`` anywhere in the list means no exporter at all. Unknown names are
 skipped with one warning; if none is left, the default is used.
@@ -131,14 +150,69 @@ PHOENIX_COLLECTOR_ENDPOINT: Final = "PHOENIX_COLLECTOR_ENDPOINT"
 PHOENIX_API_KEY: Final = "PHOENIX_API_KEY"
 """Phoenix's API key for the ``phoenix`` exporter, as Phoenix's own client reads it."""
 
+LANGSMITH_ENDPOINT: Final = "LANGSMITH_ENDPOINT"
+"""LangSmith's API URL for the ``langsmith`` exporter, as the ``langsmith`` client reads it.
+
+Default ``https://api.smith.langchain.com``.
+"""
+
+LANGSMITH_API_KEY: Final = "LANGSMITH_API_KEY"
+"""LangSmith's API key (sent as ``x-api-key``), as the ``langsmith`` client reads it.
+
+Never logged.
+"""
+
+LANGSMITH_PROJECT: Final = "LANGSMITH_PROJECT"
+"""The LangSmith project whose id fills ``session_id``, as the ``langsmith`` client reads it.
+
+Default ``default``, the client's default.
+"""
+
+MLFLOW_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
+"""The MLflow tracking server (``http://`` or ``https://``) for the ``mlflow`` exporter.
+
+Default ``http://localhost:5000``.
+"""
+
+MLFLOW_TRACKING_TOKEN: Final = "MLFLOW_TRACKING_TOKEN"  # noqa: S105 - a variable's name
+"""A bearer token for the MLflow server, as MLflow's client reads it. Never logged."""
+
+MLFLOW_TRACKING_USERNAME: Final = "MLFLOW_TRACKING_USERNAME"
+"""The basic-auth user for the MLflow server, as MLflow's client reads it."""
+
+MLFLOW_TRACKING_PASSWORD: Final = "MLFLOW_TRACKING_PASSWORD"  # noqa: S105 - a variable's name
+"""The basic-auth password for the MLflow server, as MLflow's client reads it. Never logged."""
+
+LANGFUSE_BASE_URL: Final = "LANGFUSE_BASE_URL"
+"""Langfuse's URL for the ``langfuse`` exporter, as the ``langfuse`` client reads it.
+
+Default ``LANGFUSE_HOST``, else ``https://cloud.langfuse.com``.
+"""
+
+LANGFUSE_HOST: Final = "LANGFUSE_HOST"
+"""Langfuse's URL under its older name, read when ``LANGFUSE_BASE_URL`` is unset."""
+
+LANGFUSE_PUBLIC_KEY: Final = "LANGFUSE_PUBLIC_KEY"
+"""Langfuse's public key (the basic-auth user), as the ``langfuse`` client reads it."""
+
+LANGFUSE_SECRET_KEY: Final = "LANGFUSE_SECRET_KEY"  # noqa: S105 - a variable's name
+"""Langfuse's secret key (the basic-auth password), as the ``langfuse`` client reads it.
+
+Never logged.
+"""
+
 PROTOCOL_HTTP_PROTOBUF: Final = "http/protobuf"
 PROTOCOL_GRPC: Final = "grpc"
 PROTOCOLS: Final = (PROTOCOL_HTTP_PROTOBUF, PROTOCOL_GRPC)
-EXPORTER_NAMES: Final = ("otlp", "console", "jsonl", "phoenix")
+EXPORTER_NAMES: Final = ("otlp", "console", "jsonl", "phoenix", "langsmith", "mlflow", "langfuse")
 _NO_EXPORTER: Final = "none"
 _DEFAULT_EXPORTERS: Final = ("otlp",)
 _DEFAULT_JSONL_PATH: Final = "feedback.jsonl"
 _DEFAULT_PHOENIX_ENDPOINT: Final = "http://localhost:6006"
+_DEFAULT_LANGSMITH_ENDPOINT: Final = "https://api.smith.langchain.com"
+_DEFAULT_LANGSMITH_PROJECT: Final = "default"
+_DEFAULT_MLFLOW_TRACKING_URI: Final = "http://localhost:5000"
+_DEFAULT_LANGFUSE_BASE_URL: Final = "https://cloud.langfuse.com"
 
 
 def _bad_value(name: str, raw: str, expected: str, default: object) -> None:
@@ -249,6 +323,47 @@ def phoenix_endpoint() -> str:
 def phoenix_api_key() -> str | None:
     """Phoenix's API key, or ``None``. Never logged."""
     return os.environ.get(PHOENIX_API_KEY, "").strip() or None
+
+
+def _read(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def langsmith_endpoint() -> str:
+    """LangSmith's API URL."""
+    return (_read(LANGSMITH_ENDPOINT) or _DEFAULT_LANGSMITH_ENDPOINT).rstrip("/")
+
+
+def langsmith_api_key() -> str | None:
+    """LangSmith's API key, or ``None``. Never logged."""
+    return _read(LANGSMITH_API_KEY)
+
+
+def langsmith_project() -> str:
+    """The LangSmith project name."""
+    return _read(LANGSMITH_PROJECT) or _DEFAULT_LANGSMITH_PROJECT
+
+
+def mlflow_tracking_uri() -> str:
+    """The MLflow tracking server's URL, as given (the exporter checks its scheme)."""
+    return (_read(MLFLOW_TRACKING_URI) or _DEFAULT_MLFLOW_TRACKING_URI).rstrip("/")
+
+
+def mlflow_credentials() -> tuple[str | None, tuple[str, str] | None]:
+    """MLflow's bearer token and basic-auth pair, each ``None`` when unset. Never logged."""
+    user, password = _read(MLFLOW_TRACKING_USERNAME), _read(MLFLOW_TRACKING_PASSWORD)
+    return _read(MLFLOW_TRACKING_TOKEN), (user, password) if user and password else None
+
+
+def langfuse_base_url() -> str:
+    """Langfuse's URL: ``LANGFUSE_BASE_URL``, else ``LANGFUSE_HOST``, else Langfuse Cloud."""
+    url = _read(LANGFUSE_BASE_URL) or _read(LANGFUSE_HOST) or _DEFAULT_LANGFUSE_BASE_URL
+    return url.rstrip("/")
+
+
+def langfuse_keys() -> tuple[str | None, str | None]:
+    """Langfuse's public and secret keys, each ``None`` when unset. Never logged."""
+    return _read(LANGFUSE_PUBLIC_KEY), _read(LANGFUSE_SECRET_KEY)
 
 
 def spool_path() -> str | None:

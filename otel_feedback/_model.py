@@ -216,7 +216,9 @@ class Feedback(BaseModel):
     """One feedback record, serialised exactly as LangSmith's feedback data format.
 
     ``trace_id`` and ``run_id`` are the evaluated span's OpenTelemetry ids read as UUIDs
-    (``UUID(int=trace_id)``, ``UUID(int=span_id)``), LangSmith's own rule for OTLP runs.
+    (``UUID(int=trace_id)``, ``UUID(int=span_id)``). ``run_id`` is the id LangSmith gives the
+    run it ingests from that span; LangSmith's own ``trace_id`` for such a run is its root
+    run's id, not this one.
 
     Example::
 

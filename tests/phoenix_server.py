@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.otlp_receiver import free_port
+from tests.server_process import ServerProcess
 
 REPO = Path(__file__).parent.parent
 PHOENIX_BIN_VARIABLE = "PHOENIX_BIN"
@@ -25,48 +25,27 @@ def phoenix_bin() -> Path | None:
     return path if path.exists() else None
 
 
-class PhoenixServer:
+class PhoenixServer(ServerProcess):
+    name = "phoenix"
+
     def __init__(self, executable: Path, working_dir: Path) -> None:
-        self.port = free_port()
         self.grpc_port = free_port()
-        self.log = working_dir / "phoenix.log"
+        port = free_port()
         environment = dict(os.environ)
         environment.update(
             PHOENIX_WORKING_DIR=str(working_dir),
             PHOENIX_HOST="127.0.0.1",
-            PHOENIX_PORT=str(self.port),
+            PHOENIX_PORT=str(port),
             PHOENIX_GRPC_PORT=str(self.grpc_port),
             PHOENIX_TELEMETRY_ENABLED="false",
         )
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [str(executable), "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT
-            )
-        self._wait_healthy(timeout=120)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"phoenix exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.25)  # a server starting up, not a thread of ours
-        raise RuntimeError(f"phoenix did not start within {timeout}s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        super().__init__(
+            [str(executable), "serve"],
+            port=port,
+            log=working_dir / "phoenix.log",
+            environment=environment,
+            health_path="/healthz",
+        )
 
     def get(self, path: str, **query: str) -> Any:
         url = f"{self.url}{path}"

@@ -27,6 +27,7 @@ from otel_feedback import (
 from otel_feedback._export.phoenix import annotator_kind
 from tests.conftest import make_pipeline
 from tests.phoenix_server import PhoenixServer, phoenix_bin
+from tests.server_process import installed
 
 pytestmark = pytest.mark.phoenix
 
@@ -36,12 +37,7 @@ INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
-    executable = phoenix_bin()
-    if executable is None:
-        message = "Phoenix is not installed: bash .ci/run installs it into .venv-phoenix"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI never skips these
-        pytest.skip(message)
+    executable = installed(phoenix_bin(), "Phoenix")
     server = PhoenixServer(executable, tmp_path_factory.mktemp("phoenix"))
     yield server
     server.stop()
