@@ -163,6 +163,8 @@ def deliver_each(batch: Sequence[Feedback], send: Callable[[Feedback], Step]) ->
         if verdict is Verdict.RETRY:
             retry.append(record)
         elif verdict is Verdict.RETRY_REST:
+            if index == 0:
+                return FeedbackExportResult.RETRY  # the endpoint is unavailable
             retry.extend(batch[index:])
             break
         elif verdict is Verdict.REFUSED:
@@ -172,6 +174,5 @@ def deliver_each(batch: Sequence[Feedback], send: Callable[[Feedback], Step]) ->
             break
     if not retry and not refused:
         return FeedbackExportResult.SUCCESS
-    if not refused and len(retry) == len(batch):
-        return FeedbackExportResult.RETRY
+    # The endpoint answered: what waits is not ready yet (its trace is not ingested).
     return PartialFeedbackExport(retry=retry, refused=refused)
