@@ -1,19 +1,46 @@
-"""Chaos: a real application sends feedback while its OTLP receiver is killed and restarted.
+"""Chaos: real processes, real sockets, SIGKILL; what is delivered, lost, and how long exit takes.
 
-    python benchmarks/chaos.py [--records N] [--rate R] [--kill-every S] [--down-for S]
+    python benchmarks/chaos.py [receiver] [--records N] [--rate R] [--kill-every S] [--down-for S]
+    python benchmarks/chaos.py crash [--kills K] [--rate R]
+    python benchmarks/chaos.py exit [--records N]
+    python benchmarks/chaos.py burst [--records N]
+    python benchmarks/chaos.py outage [--records N] [--down-for S]
+    python benchmarks/chaos.py phoenix404 [--records N] [--watch S]
 
-Three processes on 127.0.0.1: this controller; a receiver (the tests' OTLP receiver) that
-writes every record id it takes to a file before answering; and an application that records
-N feedback records at R per second over OTLP/HTTP, then flushes and shuts down. Every
-``--kill-every`` seconds the receiver is killed with SIGKILL and comes back on the same port
+``receiver``: an application records N feedback records at R per second over OTLP/HTTP while
+its receiver (the tests' OTLP receiver, writing each record id it takes to a file before
+answering) is killed with SIGKILL every ``--kill-every`` seconds and comes back
 ``--down-for`` seconds later. Prints records sent, received, duplicated and lost.
+
+``crash``: the application itself is killed with SIGKILL K times while it records at R per
+second with the spool on and no receiver; then one more start with the receiver up. Prints,
+by how long before the kill each record's span ended, how many were lost.
+
+``exit``: how long a process takes to exit (no shutdown() called) with N records queued and
+the endpoint down (connection refused, then a port that accepts and never answers): the SDK's
+own log pipeline (BatchLogRecordProcessor + OTLP log exporter) next to this package's default
+setup, side by side, each timed from the last record to the process's end.
+
+``burst``: the default setup (``configure()``, OTLP) records N records in a loop and exits
+normally with the receiver up; prints how many arrived.
+
+``phoenix404``: a Phoenix stand-in on 127.0.0.1 answers every annotation request with 404
+naming the spans it lacks (as Phoenix does before it ingests them); N records are made and
+watched for ``--watch`` seconds: prints the HTTP requests made, then how long ``shutdown()``
+takes and what became of the records.
+
+``outage``: the endpoint is down for ``--down-for`` seconds while N records are made with the
+spool on, then comes back; prints how many are still undelivered every second, in the same
+process (no restart).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,7 +96,332 @@ provider.shutdown()
 """
 
 
+CRASH_APP = """
+import sys, time
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import FeedbackSpanProcessor, OTLPFeedbackExporter, record_feedback
+
+port, rate, spool = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+provider = TracerProvider(shutdown_on_exit=False)
+processor = FeedbackSpanProcessor(
+    OTLPFeedbackExporter(
+        endpoint=f"http://127.0.0.1:{port}/v1/logs", timeout=1, resource=Resource.create({})
+    ),
+    spool_path=spool,
+)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("crash")
+if rate == 0:  # the restart: send what the spool holds, then stop
+    print("flushed", processor.force_flush(120_000), flush=True)
+    processor.shutdown()
+    sys.exit(0)
+start, i = time.monotonic(), 0
+while True:
+    with tracer.start_as_current_span("answer"):
+        record = record_feedback("user_rating", score=i % 2)
+    print(record.id, time.time(), flush=True)
+    i += 1
+    pause = start + i / rate - time.monotonic()
+    if pause > 0:
+        time.sleep(pause)  # the application's own pace
+"""
+
+SDK_EXIT_APP = """
+import sys, time
+from opentelemetry._logs import LogRecord
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+provider = LoggerProvider()
+provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+logger = provider.get_logger("app")
+for i in range(int(sys.argv[1])):
+    logger.emit(LogRecord(body=f"feedback {i}", event_name="gen_ai.evaluation.result"))
+print(time.time(), flush=True)
+"""
+
+OUR_EXIT_APP = """
+import sys, time
+import otel_feedback
+from opentelemetry import trace
+
+otel_feedback.configure()
+tracer = trace.get_tracer("app")
+for i in range(int(sys.argv[1])):
+    with tracer.start_as_current_span("answer"):
+        otel_feedback.record_feedback("user_rating", score=i % 2)
+print(time.time(), flush=True)
+"""
+
+BURST_APP = """
+import sys
+import otel_feedback
+from opentelemetry import trace
+
+processor = otel_feedback.configure()
+tracer = trace.get_tracer("judge")
+for i in range(int(sys.argv[1])):
+    with tracer.start_as_current_span("score"):
+        otel_feedback.record_feedback("correctness", score=i % 2)
+"""
+
+OUTAGE_APP = """
+import sys, time
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import FeedbackSpanProcessor, OTLPFeedbackExporter, record_feedback
+
+port, count, spool = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+provider = TracerProvider()
+processor = FeedbackSpanProcessor(
+    OTLPFeedbackExporter(
+        endpoint=f"http://127.0.0.1:{port}/v1/logs", timeout=1, resource=Resource.create({})
+    ),
+    spool_path=spool or None,
+)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("outage")
+for i in range(count):
+    with tracer.start_as_current_span("answer"):
+        record_feedback("user_rating", score=i % 2)
+print("made", flush=True)
+for second in range(1, 31):
+    time.sleep(1)  # the observation's own pace
+    stats = processor.stats()
+    left = stats.received - stats.exported["OTLPFeedbackExporter"]
+    print(second, left, flush=True)
+    if left == 0:
+        break
+print("dropped", processor.dropped_records, flush=True)
+"""
+
+
+def _clean_environment(**extra: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment.update(extra)
+    return environment
+
+
+def crash(kills: int, rate: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        spool, port = str(Path(tmp) / "spool.sqlite"), free_port()
+        made: list[tuple[str, float]] = []  # (id, seconds before its kill the span ended)
+        for _ in range(kills):
+            app = subprocess.Popen(
+                [sys.executable, "-c", CRASH_APP, str(port), str(rate), spool],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=_clean_environment(),
+            )
+            time.sleep(1.5)  # the application runs a while
+            app.send_signal(signal.SIGKILL)
+            killed_at = time.time()
+            out, _ = app.communicate()
+            for line in out.splitlines():
+                parts = line.split()
+                if len(parts) == 2:
+                    made.append((parts[0], killed_at - float(parts[1])))
+        ids = Path(tmp) / "received.txt"
+        receiver = start_receiver(RECEIVER, port, str(ids))
+        subprocess.run(
+            [sys.executable, "-c", CRASH_APP, str(port), "0", spool],
+            check=True,
+            env=_clean_environment(),
+            stdout=subprocess.DEVNULL,
+        )
+        receiver.send_signal(signal.SIGKILL)
+        receiver.wait()
+        received = set(ids.read_text().split()) if ids.exists() else set()
+    print(f"{kills} SIGKILLs at {rate:g} records/s, spool on, no receiver until the restart")
+    print(f"{'span ended before the kill':<30}{'records':>9}{'lost':>7}")
+    bands = [(0.2, float("inf"), ">= 200 ms"), (0.05, 0.2, "50-200 ms"), (0.0, 0.05, "< 50 ms")]
+    for low, high, label in bands:
+        band = [i for i, age in made if low <= age < high]
+        lost = [i for i in band if i not in received]
+        print(f"{label:<30}{len(band):>9}{len(lost):>7}")
+    lost_ages = [age for i, age in made if i not in received]
+    if lost_ages:
+        print(f"oldest lost record: its span ended {max(lost_ages) * 1000:.0f} ms before the kill")
+
+
+def _exit_time(code: str, records: int, endpoint: str) -> float:
+    environment = _clean_environment(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(records)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=environment,
+    )
+    assert process.stdout is not None
+    last_record = float(process.stdout.readline())
+    process.wait()
+    return time.time() - last_record
+
+
+def exit_times(records: int) -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(1024)  # takes connections, never answers
+    silent = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+    print(f"exit with {records} records queued and no shutdown() call (seconds)")
+    print(f"{'endpoint':<34}{'SDK log pipeline':>18}{'otel-feedback':>15}{'ratio':>8}")
+    for label, endpoint in (
+        ("down (connection refused)", refused),
+        ("accepts, never answers", silent),
+    ):
+        sdk = _exit_time(SDK_EXIT_APP, records, endpoint)
+        ours = _exit_time(OUR_EXIT_APP, records, endpoint)
+        print(f"{label:<34}{sdk:>18.1f}{ours:>15.1f}{ours / sdk:>8.2f}")
+    blackhole.close()
+
+
+def burst(records: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ids, port = Path(tmp) / "received.txt", free_port()
+        receiver = start_receiver(RECEIVER, port, str(ids))
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-c", BURST_APP, str(records)],
+            check=True,
+            env=_clean_environment(
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                OTEL_TRACES_EXPORTER="none",
+            ),
+        )
+        elapsed = time.monotonic() - started
+        receiver.send_signal(signal.SIGKILL)
+        receiver.wait()
+        received = set(ids.read_text().split()) if ids.exists() else set()
+    print(f"burst of {records} records, default setup, normal exit: {len(received)} delivered")
+    print(f"(process ran {elapsed:.1f} s in all)")
+
+
+def outage(records: int, down_for: float, spool: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ids, port = Path(tmp) / "received.txt", free_port()
+        app = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                OUTAGE_APP,
+                str(port),
+                str(records),
+                str(Path(tmp) / "spool.sqlite") if spool else "",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=_clean_environment(),
+        )
+        assert app.stdout is not None
+        assert app.stdout.readline().strip() == "made"
+        time.sleep(down_for)  # the outage
+        receiver = start_receiver(RECEIVER, port, str(ids))
+        lines = app.stdout.read().splitlines()
+        app.wait()
+        receiver.send_signal(signal.SIGKILL)
+        receiver.wait()
+        received = set(ids.read_text().split()) if ids.exists() else set()
+    mode = "spool on" if spool else "no spool"
+    print(f"{records} records made with the endpoint down, back after {down_for:g} s ({mode}):")
+    print(f"  undelivered per second after: {', '.join(x.split()[1] for x in lines[:-1])}")
+    print(f"  delivered {len(received)} of {records}; {lines[-1]}")
+
+
+def phoenix_404(records: int, watch: float) -> None:
+    import re
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_feedback import FeedbackSpanProcessor, PhoenixFeedbackExporter, record_feedback
+
+    requests = [0]
+
+    class NotIngested(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            requests[0] += 1
+            missing = sorted(set(re.findall(r'"span_id": "([0-9a-f]{16})"', body)))
+            detail = f"Spans with IDs {', '.join(missing)} do not exist."
+            answer = json.dumps({"detail": detail}).encode()
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotIngested)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    processor = FeedbackSpanProcessor(
+        PhoenixFeedbackExporter(endpoint=f"http://127.0.0.1:{server.server_address[1]}")
+    )
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("phoenix404")
+    for i in range(records):
+        with tracer.start_as_current_span("answer"):
+            record_feedback("user_rating", score=i % 2)
+    processor.force_flush(int(watch * 1000))  # Phoenix never ingests them: this times out
+    made = requests[0]
+    started = time.monotonic()
+    processor.shutdown()
+    took = time.monotonic() - started
+    server.shutdown()
+    stats = processor.stats()
+    print(f"{records} records, Phoenix answering 404 for {watch:g} s: {made} HTTP requests")
+    print(f"shutdown() took {took:.1f} s; then {stats.dropped}")
+
+
 def main() -> None:
+    modes = ("crash", "exit", "burst", "outage", "phoenix404", "receiver")
+    mode = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in modes else "receiver"
+    parser = argparse.ArgumentParser(description=__doc__)
+    if mode == "crash":
+        parser.add_argument("--kills", type=int, default=3)
+        parser.add_argument("--rate", type=float, default=500)
+        arguments = parser.parse_args()
+        crash(arguments.kills, arguments.rate)
+        return
+    if mode == "exit":
+        parser.add_argument("--records", type=int, default=100)
+        exit_times(parser.parse_args().records)
+        return
+    if mode == "burst":
+        parser.add_argument("--records", type=int, default=10_000)
+        burst(parser.parse_args().records)
+        return
+    if mode == "phoenix404":
+        parser.add_argument("--records", type=int, default=500)
+        parser.add_argument("--watch", type=float, default=10.0)
+        arguments = parser.parse_args()
+        phoenix_404(arguments.records, arguments.watch)
+        return
+    if mode == "outage":
+        parser.add_argument("--records", type=int, default=6000)
+        parser.add_argument("--down-for", type=float, default=2.0)
+        parser.add_argument("--no-spool", action="store_true")
+        arguments = parser.parse_args()
+        outage(arguments.records, arguments.down_for, not arguments.no_spool)
+        return
+    receiver_mode()
+
+
+def receiver_mode() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=500)

@@ -54,6 +54,9 @@ _MAX_BACKOFF_S = 10.0
 _ROOM_WAIT_S = 0.1
 # How often the spool's age bound is applied.
 _EXPIRE_EVERY_S = 60.0
+# At shutdown, an endpoint that answers but has taken none of the records it was given for
+# this long gets no further try (the SDK's OTLP exporters give up after 10 s too).
+_GIVE_UP_UNREADY_S = 10.0
 # After this long waiting at shutdown, one line says what is still being delivered.
 _SAY_AFTER_S = 1.0
 
@@ -95,6 +98,10 @@ class _Route:
     held: int = 0
     spool_fed: bool = False
     in_flight: int = 0
+    flying: _Parcel | None = None
+    """The batch being exported, until its outcome is counted."""
+    unready_since: float | None = None
+    """Since when the endpoint answers but takes none of the records it is given."""
     failing_since: float | None = None
     next_try: float = 0.0
     backoff_s: float = _FIRST_BACKOFF_S
@@ -401,6 +408,7 @@ class Engine(Generic[Item]):
                     if due is None:
                         return
                     route.in_flight = len(due.records)
+                    route.flying = due
                 try:
                     self._deliver(route, due)
                 except Exception:  # noqa: BLE001 - a route must outlive any bug of ours
@@ -408,6 +416,7 @@ class Engine(Generic[Item]):
                 finally:
                     with self._lock:
                         route.in_flight = 0
+                        route.flying = None
                         self._progress_cv.notify_all()
                         self._intake_cv.notify()  # the backlog may have room again
 
@@ -418,12 +427,24 @@ class Engine(Generic[Item]):
                 return None
             now = time.monotonic()
             if self._final_deadline is not None:
-                # Shutting down: a route whose endpoint is down gets no further try.
-                working = route.has_work and not route.down and now < self._final_deadline
+                # Shutting down: a route whose endpoint is down gets no further try, nor one
+                # that has not taken any record for _GIVE_UP_UNREADY_S.
+                working = (
+                    route.has_work
+                    and not route.down
+                    and now < self._final_deadline
+                    and (
+                        route.unready_since is None
+                        or max(now, route.next_try) - route.unready_since < _GIVE_UP_UNREADY_S
+                    )
+                )
                 route.finished = not working
                 if not working:
                     self._progress_cv.notify_all()
                     self._progress_cv.wait()
+                    continue
+                if now < route.next_try:
+                    self._progress_cv.wait(min(route.next_try, self._final_deadline) - now)
                     continue
             elif not (route.has_work and now >= route.next_try):
                 self._progress_cv.wait(route.next_try - now if route.has_work else None)
@@ -477,6 +498,14 @@ class Engine(Generic[Item]):
                 warn_once(f"spool-remove:{self._spool.path}", "Could not update the spool")
         with self._lock:
             route.in_flight = 0
+            route.flying = None
+            if self._stopped:
+                return  # the shutdown deadline passed: this batch was counted then
+            now = time.monotonic()
+            if outcome.delivered:
+                route.unready_since = None
+            elif outcome.retry and not outcome.down and route.unready_since is None:
+                route.unready_since = now
             if outcome.delivered or (outcome.retry and not outcome.down):
                 # The endpoint answered: it is up, whatever it said of these records.
                 route.failing_since = None
@@ -496,10 +525,6 @@ class Engine(Generic[Item]):
         ``down``: the endpoint is unavailable (rather than not ready for these records).
         """
         now = time.monotonic()
-        if self._stopped:
-            if not parcel.on_disk:
-                self._lost(route, len(parcel.records), "not done at shutdown")
-            return
         if down and route.failing_since is None:
             route.failing_since = now
             logger.info("%s cannot take feedback now; retrying with backoff", route.name)
@@ -620,7 +645,7 @@ class Engine(Generic[Item]):
                     logger.warning(
                         "Still delivering %d feedback record(s) before shutdown; waiting at "
                         "most %.1fs more",
-                        len(self._queue) + sum(r.held for r in self._routes),
+                        len(self._queue) + sum(r.held + r.in_flight for r in self._routes),
                         left,
                     )
                 self._progress_cv.wait(min(left, _SAY_AFTER_S))
@@ -655,11 +680,21 @@ class Engine(Generic[Item]):
             for route in self._routes:
                 self._lost(route, count, "still queued when the shutdown deadline passed")
         for route in self._routes:
+            if route.flying is not None and not route.flying.on_disk:
+                # Still with the exporter when the deadline passed: whatever it answers
+                # later is not counted again.
+                self._lost(route, len(route.flying.records), "still being sent at the deadline")
+            route.flying = None
             off_disk = [p for p in route.parcels if not p.on_disk]
             route.parcels.clear()
             route.held = 0
-            state = "unreachable" if route.down else "not done"
-            self._lost(route, sum(len(p.records) for p in off_disk), f"{state} at shutdown")
+            if route.down:
+                state = "unreachable at shutdown"
+            elif route.unready_since is not None:
+                state = "not accepted by the endpoint by shutdown"
+            else:
+                state = "not done at shutdown"
+            self._lost(route, sum(len(p.records) for p in off_disk), state)
 
 
 @dataclass
