@@ -189,12 +189,9 @@ class Engine(Generic[Item]):
             thread.start()
 
     def after_fork(self) -> None:
-        """In a forked child: fresh threads, queue and backlogs (the parent sends its own)."""
-        for route in self._routes:
-            route.parcels.clear()
-            route.held = 0
-            route.in_flight = 0
-            route.spool_fed = False
+        """In a forked child: fresh threads, queue, backlogs and counts; the parent sends its own."""
+        self._routes = tuple(_Route(r.name, r.exporter) for r in self._routes)
+        self._received = 0
         if self._spool is not None:
             self._spool.reopen()
         self._start()
@@ -230,6 +227,9 @@ class Engine(Generic[Item]):
     def put(self, items: list[Item]) -> None:
         """Queue ``items``; called on the application's threads. Never raises."""
         queue = self._queue
+        if self._stopped:
+            self._lost_before_routes(len(items), "recorded after the processor shut down")
+            return
         if len(queue) + len(items) > self._max_queue and not self._wait_for_room(len(items)):
             room = max(self._max_queue - len(queue), 0)
             self._lost_before_routes(len(items) - room, "the feedback queue is full")
