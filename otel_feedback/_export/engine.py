@@ -189,7 +189,7 @@ class Engine(Generic[Item]):
             thread.start()
 
     def after_fork(self) -> None:
-        """In a forked child: fresh threads, queue, backlogs and counts; the parent sends its own."""
+        """In a forked child: fresh threads, queue, backlogs, counts; the parent sends its own."""
         self._routes = tuple(_Route(r.name, r.exporter) for r in self._routes)
         self._received = 0
         if self._spool is not None:
