@@ -9,6 +9,7 @@ rather than each record waiting out its own timeout against an endpoint that is 
 
 from __future__ import annotations
 
+import abc
 import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -17,11 +18,16 @@ from typing import Any
 
 import requests
 
-from otel_feedback._export.base import ExportOutcome, FeedbackExportResult, PartialFeedbackExport
+from otel_feedback._export.base import (
+    ExportOutcome,
+    FeedbackExporter,
+    FeedbackExportResult,
+    PartialFeedbackExport,
+)
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 
-__all__ = ["JsonHttp", "Reply", "Verdict", "deliver_each", "refusal"]
+__all__ = ["JsonHttp", "PerRecordExporter", "Reply", "Verdict", "deliver_each", "refusal"]
 
 _REASON_CHARS = 300
 
@@ -176,3 +182,21 @@ def deliver_each(batch: Sequence[Feedback], send: Callable[[Feedback], Step]) ->
         return FeedbackExportResult.SUCCESS
     # The endpoint answered: what waits is not ready yet (its trace is not ingested).
     return PartialFeedbackExport(retry=retry, refused=refused)
+
+
+class PerRecordExporter(FeedbackExporter):
+    """An exporter of a vendor store that sends one request per record through ``_http``."""
+
+    _http: JsonHttp
+
+    def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
+        """Send each record; see the class for the outcomes."""
+        return deliver_each(batch, self._send)
+
+    def shutdown(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    @abc.abstractmethod
+    def _send(self, record: Feedback) -> Step:
+        """Send one record; say what became of it."""

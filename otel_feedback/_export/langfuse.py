@@ -12,12 +12,17 @@ retries, which the engine already provides.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Final
 
 from otel_feedback import _environment as env
-from otel_feedback._export._http import JsonHttp, Reply, Step, Verdict, deliver_each, refusal
-from otel_feedback._export.base import ExportOutcome, FeedbackExporter
+from otel_feedback._export._http import (
+    JsonHttp,
+    PerRecordExporter,
+    Reply,
+    Step,
+    Verdict,
+    refusal,
+)
 from otel_feedback._model import Feedback
 
 __all__ = ["LangfuseFeedbackExporter", "score_of"]
@@ -73,7 +78,7 @@ def score_of(record: Feedback) -> dict[str, Any] | None:
     return body
 
 
-class LangfuseFeedbackExporter(FeedbackExporter):
+class LangfuseFeedbackExporter(PerRecordExporter):
     """Writes each record as a Langfuse score on the trace and observation it judges.
 
     id = the feedback id (Langfuse upserts on it); traceId = the trace id in 32 hex;
@@ -128,14 +133,6 @@ class LangfuseFeedbackExporter(FeedbackExporter):
 
     def __repr__(self) -> str:
         return f"LangfuseFeedbackExporter(base_url={self._http.base_url!r})"
-
-    def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
-        """Create each record's score; see the class for the outcomes."""
-        return deliver_each(batch, self._send)
-
-    def shutdown(self) -> None:
-        """Close the connections."""
-        self._http.close()
 
     def _send(self, record: Feedback) -> Step:
         if record.trace_id is None:

@@ -23,8 +23,16 @@ from typing import Any, Final
 from uuid import UUID
 
 from otel_feedback import _environment as env
-from otel_feedback._export._http import JsonHttp, Reply, Step, Verdict, deliver_each, refusal
-from otel_feedback._export.base import ExportOutcome, FeedbackExporter
+from otel_feedback._export._http import (
+    JsonHttp,
+    PerRecordExporter,
+    Reply,
+    Step,
+    Verdict,
+    deliver_each,
+    refusal,
+)
+from otel_feedback._export.base import ExportOutcome
 from otel_feedback._export.phoenix import annotator_kind
 from otel_feedback._model import Feedback
 
@@ -70,7 +78,7 @@ def feedback_create_of(record: Feedback, session_id: UUID | None) -> dict[str, A
     return {name: value for name, value in body.items() if value is not None}
 
 
-class LangSmithFeedbackExporter(FeedbackExporter):
+class LangSmithFeedbackExporter(PerRecordExporter):
     """Sends each record to LangSmith's feedback API, on the run its span became.
 
     The run id is the record's ``run_id`` (LangSmith's rule for OTLP spans); ``session_id``
@@ -138,10 +146,6 @@ class LangSmithFeedbackExporter(FeedbackExporter):
             if step is not None:
                 return deliver_each(batch, lambda _record: step)
         return deliver_each(batch, self._send)
-
-    def shutdown(self) -> None:
-        """Close the connections."""
-        self._http.close()
 
     def _look_up_project(self) -> Step | None:
         """Find the project's id, as the client's ``read_project``; a step when that fails."""

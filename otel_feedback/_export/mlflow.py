@@ -12,14 +12,19 @@ Plain HTTP (``requests``): MLflow's client is a large install and needs none of 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
 from otel_feedback import _environment as env
-from otel_feedback._export._http import JsonHttp, Reply, Step, Verdict, deliver_each, refusal
-from otel_feedback._export.base import ExportOutcome, FeedbackExporter
+from otel_feedback._export._http import (
+    JsonHttp,
+    PerRecordExporter,
+    Reply,
+    Step,
+    Verdict,
+    refusal,
+)
 from otel_feedback._export.phoenix import annotator_kind
 from otel_feedback._model import Feedback
 
@@ -106,7 +111,7 @@ def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
     return assessments
 
 
-class MLflowFeedbackExporter(FeedbackExporter):
+class MLflowFeedbackExporter(PerRecordExporter):
     """Writes each record as MLflow assessments on the trace and span it judges.
 
     The feedback assessment: name = key; value = score, else value (numbers read back as
@@ -164,14 +169,6 @@ class MLflowFeedbackExporter(FeedbackExporter):
 
     def __repr__(self) -> str:
         return f"MLflowFeedbackExporter(tracking_uri={self._http.base_url!r})"
-
-    def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
-        """Create each record's assessments; see the class for the outcomes."""
-        return deliver_each(batch, self._send)
-
-    def shutdown(self) -> None:
-        """Close the connections."""
-        self._http.close()
 
     def _send(self, record: Feedback) -> Step:
         if record.trace_id is None:
