@@ -32,8 +32,8 @@ from otel_feedback._export._http import (
     deliver_each,
     refusal,
 )
+from otel_feedback._export._kinds import annotator_kind
 from otel_feedback._export.base import ExportOutcome
-from otel_feedback._export.phoenix import annotator_kind
 from otel_feedback._model import Feedback
 
 __all__ = ["LangSmithFeedbackExporter", "feedback_create_of", "langsmith_source_type"]

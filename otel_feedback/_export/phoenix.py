@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from otel_feedback import _environment as env
+from otel_feedback._export._kinds import annotator_kind
 from otel_feedback._export.base import (
     ExportOutcome,
     FeedbackExporter,
@@ -27,8 +28,6 @@ from otel_feedback._model import Feedback
 
 __all__ = ["PhoenixFeedbackExporter", "annotation_of"]
 
-_HUMAN_SOURCES: Final = frozenset({"app", "human", "user", "reviewer", "annotator"})
-_LLM_SOURCES: Final = frozenset({"model", "llm", "judge"})
 # Record fields that the annotation carries itself; the rest goes to its metadata.
 _IN_ANNOTATION: Final = frozenset({"key", "score", "comment", "trace_id", "run_id"})
 # Annotation names Phoenix keeps for itself (it answers 400): such a key is sent under
@@ -37,16 +36,6 @@ _RESERVED_NAMES: Final = frozenset({"note"})
 RESERVED_PREFIX: Final = "feedback."
 # Phoenix's 404 names the spans (16 hex) or traces (32 hex) it does not have.
 _HEX_ID = re.compile(r"\b[0-9a-f]{16}(?:[0-9a-f]{16})?\b")
-
-
-def annotator_kind(source_type: str | None) -> str:
-    """HUMAN for people, LLM for model judges, CODE for programmatic evaluators and APIs."""
-    kind = (source_type or "").lower()
-    if kind in _HUMAN_SOURCES:
-        return "HUMAN"
-    if kind in _LLM_SOURCES:
-        return "LLM"
-    return "CODE"
 
 
 def annotation_of(record: Feedback) -> dict[str, Any]:
