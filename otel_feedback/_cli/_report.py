@@ -18,7 +18,7 @@ from otel_feedback._model import Feedback
 __all__ = ["html_report"]
 
 _WIDTH: Final = 720
-_HEIGHT: Final = 240
+_HEIGHT: Final = 200
 _LEFT: Final = 48
 _RIGHT: Final = 48
 _TOP: Final = 16
@@ -130,14 +130,17 @@ def _chart(key: str, days: dict[date, Group]) -> str:
         f'viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" '
         f'aria-label="{escape(key)}: records and mean score per day">'
     ]
-    for i in range(5):  # grid lines and the score axis
+    for i in range(5):  # grid lines; the score axis only for a key that has scores
         score = low + (high - low) * i / 4
         y = y_score(score)
         out.append(
             f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             'stroke="#e4e7eb"/>'
         )
-        out.append(f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{score:.3g}</text>')
+        if means:
+            out.append(
+                f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{score:.3g}</text>'
+            )
         count = most * i / 4
         out.append(
             f'<text x="{_WIDTH - _RIGHT + 6}" y="{y + 4:.1f}">{count:.3g}</text>'
@@ -170,9 +173,10 @@ def _chart(key: str, days: dict[date, Group]) -> str:
         f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{bottom}" y2="{bottom}" stroke="#9aa5b1"/>'
     )
     out.append("</svg>")
-    legend = (
-        '<div class="legend"><span class="swatch" style="background:#2f6fde"></span>'
-        'mean score (left axis)<span class="swatch" style="background:#d9e2ec"></span>'
-        "records per day (right axis)</div>"
+    legend = '<div class="legend">'
+    if means:
+        legend += '<span class="swatch" style="background:#2f6fde"></span>mean score (left axis)'
+    legend += (
+        '<span class="swatch" style="background:#d9e2ec"></span>records per day (right axis)</div>'
     )
     return "".join(out) + legend
