@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import UUID
 
+from otel_feedback import Feedback, JsonlFeedbackExporter
+
 REPO = Path(__file__).parent.parent
 COMMAND = Path(sys.executable).parent / "otel-feedback"
 CHROMIUM_FLAGS = [
@@ -36,8 +38,6 @@ CHROMIUM_FLAGS = [
 
 def made_up_history(path: Path) -> None:
     """Two weeks of feedback: a judge's correctness, users' thumbs, a helpfulness label."""
-    from otel_feedback import Feedback, JsonlFeedbackExporter
-
     rng = random.Random(14)
     start = datetime(2026, 11, 9, tzinfo=timezone.utc)
     records = []
