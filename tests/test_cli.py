@@ -343,11 +343,19 @@ def test_summary_names_unreadable_lines_and_exits_1(history: Path) -> None:
 class TracesOnly:
     """A loopback server that takes OTLP traces and answers 405 on /v1/logs, as MLflow does."""
 
-    def __init__(self, logs_status: int = 405, traces_status: int = 200) -> None:
+    def __init__(
+        self, logs_status: int = 405, traces_status: int = 200, get_status: int = 404
+    ) -> None:
         self.headers: list[dict[str, str]] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.headers.append(dict(self.headers))
+                self.send_response(get_status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 owner.headers.append(dict(self.headers))
@@ -435,6 +443,31 @@ def test_doctor_reports_refused_credentials() -> None:
     assert done.returncode == 1
     assert "refused the credentials (HTTP 401)" in done.stdout
     assert "OTEL_EXPORTER_OTLP_LOGS_HEADERS" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("status", "found"),
+    [
+        (200, "ok   Phoenix at {url} answers its REST API (HTTP 200)"),
+        (401, "FAIL Phoenix at {url} refused the API key (HTTP 401)"),
+        (404, "FAIL {url} answers HTTP 404 on /v1/projects: not Phoenix's REST API"),
+    ],
+)
+def test_doctor_probes_phoenix_with_its_key(status: int, found: str) -> None:
+    server = TracesOnly(get_status=status)
+    try:
+        done = run(
+            "doctor",
+            OTEL_PYTHON_FEEDBACK_EXPORTER="phoenix",
+            PHOENIX_COLLECTOR_ENDPOINT=server.endpoint,
+            PHOENIX_API_KEY=SECRET_PHOENIX,
+        )
+    finally:
+        server.stop()
+    assert done.returncode == (0 if status == 200 else 1)
+    assert found.format(url=server.endpoint) in done.stdout
+    assert server.headers[0]["Authorization"] == f"Bearer {SECRET_PHOENIX}"
+    assert SECRET_PHOENIX not in done.stdout + done.stderr
 
 
 def test_doctor_reports_an_unreachable_endpoint() -> None:
