@@ -109,7 +109,11 @@ def test_record_refused_by_the_endpoint_exits_1(receiver: OTLPReceiver) -> None:
     assert done.returncode == 1
     assert "Not delivered" in done.stderr
     assert "refused by OTLPFeedbackExporter" in done.stderr
+    assert "400" not in done.stderr  # the command says it once, in its own words
     assert receiver.logs() == []
+    verbose = run("-v", "record", "k", "--score", "1", "--trace-id", TRACE, **otlp_env(receiver))
+    assert verbose.returncode == 1
+    assert "Failed to export logs batch code: 400" in verbose.stderr  # the SDK's own line
 
 
 def test_record_to_an_endpoint_that_is_down_exits_1_within_its_timeout() -> None:
@@ -217,6 +221,30 @@ def test_import_csv_from_stdin(receiver: OTLPReceiver) -> None:
         (0.25, "meh", "two\nlines"),
         (1, None, "fine"),
     ]
+
+
+def test_import_names_lines_one_exporter_refused_while_another_took_them(
+    receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    receiver.faults = [400]  # the OTLP endpoint refuses every request for good
+    written = tmp_path / "also.jsonl"
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"key": "k", "score": i, "trace_id": TRACE, "run_id": RUN}) + "\n"
+            for i in range(2)
+        )
+    )
+    both = {**otlp_env(receiver), "OTEL_PYTHON_FEEDBACK_EXPORTER": "otlp,jsonl"}
+    done = run("import", str(source), OTEL_PYTHON_FEEDBACK_JSONL_PATH=str(written), **both)
+    assert done.returncode == 1
+    assert "sent 0 of 2 record(s) to OTLPFeedbackExporter, JsonlFeedbackExporter" in done.stdout
+    assert [x for x in done.stderr.splitlines() if x.strip()] == [
+        "line 1: refused by OTLPFeedbackExporter",
+        "line 2: refused by OTLPFeedbackExporter",
+    ]
+    assert len(written.read_text().splitlines()) == 2  # the other exporter delivered both
+    assert receiver.logs() == []
 
 
 def test_import_of_a_clean_file_exits_0(receiver: OTLPReceiver, tmp_path: Path) -> None:

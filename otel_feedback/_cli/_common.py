@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Final
 
 import click
@@ -13,9 +14,11 @@ __all__ = [
     "EXIT_REFUSED",
     "EXIT_USAGE",
     "SCORE",
+    "Settings",
     "err_console",
     "out_console",
     "parse_score",
+    "verbose",
 ]
 
 EXIT_OK: Final = 0
@@ -28,6 +31,20 @@ EXIT_USAGE: Final = 2
 # Results go to stdout so that scripts can read them; progress and problems go to stderr.
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options of the command itself, for its subcommands (``ctx.obj``)."""
+
+    verbose: bool = False
+
+
+def verbose(ctx: click.Context) -> bool:
+    """Whether ``--verbose`` was given to the command."""
+    settings = ctx.find_object(Settings)
+    return settings is not None and settings.verbose
+
 
 _BOOLEANS: Final = {"true": True, "false": False}
 

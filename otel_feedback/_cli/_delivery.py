@@ -9,6 +9,7 @@ can be named with the reason, beside the processor's own ``dropped_records`` cou
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -89,7 +90,11 @@ class Outcome:
 
     sent: int = 0
     failed: dict[UUID, str] = field(default_factory=dict)
+    """Each record some exporter did not deliver, with the first such exporter's reason."""
+    failed_deliveries: int = 0
+    """Records not delivered, once per exporter that did not deliver them."""
     dropped_records: int = 0
+    """The processor's (and exporters' own) drop counts: comparable to failed_deliveries."""
 
     @property
     def delivered(self) -> int:
@@ -100,9 +105,14 @@ class Outcome:
 class Delivery:
     """A FeedbackSpanProcessor with the configured exporters, and a deadline for delivery."""
 
-    def __init__(self, *, timeout_s: float | None) -> None:
+    def __init__(self, *, timeout_s: float | None, verbose: bool = False) -> None:
         names = env.exporter_names()
         exporters = exporters_from_names(names, Resource.create())
+        if not verbose:
+            # From here on the command reports every record that was not delivered, by
+            # itself; the exporters' and the SDK's log lines would say it twice.
+            for name in ("otel_feedback", "opentelemetry"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         if not exporters:
             chosen = ",".join(names) or "none"
             raise NoExporterError(
@@ -144,19 +154,28 @@ class Delivery:
         self.flush()
         self.processor.shutdown()
         failed: dict[UUID, str] = {}
+        failed_deliveries = 0
         for record_id in self._ids:
             for watched in self._watched:
                 if record_id in watched.delivered:
                     continue
-                failed[record_id] = watched.refused.get(
+                failed_deliveries += 1
+                failed.setdefault(
                     record_id,
-                    f"not delivered by {watched.name} within {self.timeout_s:g} s "
-                    "(see `otel-feedback doctor`)",
+                    watched.refused.get(
+                        record_id,
+                        f"not delivered by {watched.name} within {self.timeout_s:g} s "
+                        "(see `otel-feedback doctor`)",
+                    ),
                 )
-                break
         # An exporter that keeps records of its own (Phoenix's waits for spans to be
         # ingested) counts its own drops.
         dropped = self.processor.dropped_records + sum(
             int(getattr(w.inner, "dropped_records", 0)) for w in self._watched
         )
-        return Outcome(sent=len(self._ids), failed=failed, dropped_records=dropped)
+        return Outcome(
+            sent=len(self._ids),
+            failed=failed,
+            failed_deliveries=failed_deliveries,
+            dropped_records=dropped,
+        )

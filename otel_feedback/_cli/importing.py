@@ -9,7 +9,7 @@ from uuid import UUID
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from otel_feedback._cli._common import EXIT_OK, EXIT_REFUSED, err_console, out_console
+from otel_feedback._cli._common import EXIT_OK, EXIT_REFUSED, err_console, out_console, verbose
 from otel_feedback._cli._delivery import Delivery, NoExporterError
 from otel_feedback._cli._rows import Row, read_rows
 from otel_feedback._errors import InvalidFeedbackError
@@ -46,7 +46,7 @@ def import_(ctx: click.Context, file: IO[str], kind: str | None, timeout: float 
     text = file.read()
     kind = kind or _kind_of(file.name, text)
     try:
-        delivery = Delivery(timeout_s=timeout)
+        delivery = Delivery(timeout_s=timeout, verbose=verbose(ctx))
     except NoExporterError as error:
         err_console.print(f"[red]Not sent:[/] {error}")
         ctx.exit(EXIT_REFUSED)
@@ -87,7 +87,8 @@ def import_(ctx: click.Context, file: IO[str], kind: str | None, timeout: float 
     )
     for line, reason in refused:
         err_console.print(f"line {line}: {reason}", markup=False)
-    extra_drops = outcome.dropped_records - len(outcome.failed)
+    # Drops the watch did not see record by record (an exporter's own retry queue).
+    extra_drops = outcome.dropped_records - outcome.failed_deliveries
     if extra_drops > 0:
         err_console.print(f"{extra_drops} more record(s) dropped by an exporter")
     ctx.exit(EXIT_REFUSED if refused or extra_drops > 0 else EXIT_OK)

@@ -6,7 +6,14 @@ from uuid import UUID
 
 import click
 
-from otel_feedback._cli._common import EXIT_OK, EXIT_REFUSED, SCORE, err_console, out_console
+from otel_feedback._cli._common import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    SCORE,
+    err_console,
+    out_console,
+    verbose,
+)
 from otel_feedback._cli._delivery import Delivery, NoExporterError, Outcome
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._recording.record import record_feedback
@@ -73,7 +80,7 @@ def record(
     if traceparent is None and trace_id is None:
         raise click.UsageError("give the run: --traceparent, or --trace-id [--run-id]")
     try:
-        delivery = Delivery(timeout_s=timeout)
+        delivery = Delivery(timeout_s=timeout, verbose=verbose(ctx))
     except NoExporterError as error:
         err_console.print(f"[red]Not sent:[/] {error}")
         ctx.exit(EXIT_REFUSED)
