@@ -22,10 +22,10 @@ from otel_feedback._export.jsonl import JsonlFeedbackExporter
 from otel_feedback._export.langfuse import LangfuseFeedbackExporter
 from otel_feedback._export.langsmith import LangSmithFeedbackExporter
 from otel_feedback._export.mlflow import MLflowFeedbackExporter
-from otel_feedback._export.otlp import OTLPFeedbackExporter
+from otel_feedback._export.otlp import GRPC_EXTRA_MISSING, OTLPFeedbackExporter
 from otel_feedback._export.phoenix import PhoenixFeedbackExporter
 from otel_feedback._export.processor import FeedbackSpanProcessor
-from otel_feedback._log import logger
+from otel_feedback._log import logger, warn_once
 
 __all__ = ["attach", "configure", "exporters_from_names"]
 
@@ -133,6 +133,9 @@ def exporters_from_names(names: Sequence[str], resource: Resource) -> list[Feedb
     for name in names:
         try:
             built.append(_FACTORIES[name](resource))
+        except ImportError as missing:
+            # An optional dependency, named with its extra: one line, no traceback.
+            warn_once(f"missing:{name}", "No %r feedback exporter: %s", name, missing)
         except Exception:  # noqa: BLE001 - a bad exporter setting must not stop the app
             logger.warning("Could not create the %r feedback exporter", name, exc_info=True)
     return built
@@ -164,10 +167,13 @@ def _span_exporter_from_environment() -> SpanExporter | None:
     if name == "console":
         return ConsoleSpanExporter()
     if env.otlp_traces_protocol() == env.PROTOCOL_GRPC:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
-
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
+        except ImportError:
+            warn_once("missing:grpc-spans", "No span exporter: %s", GRPC_EXTRA_MISSING)
+            return None
         return GrpcSpanExporter()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter as HttpSpanExporter,

@@ -16,11 +16,16 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
     OTEL_BLRP_MAX_QUEUE_SIZE,
     OTEL_BLRP_SCHEDULE_DELAY,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_LOGS_HEADERS,
     OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
     OTEL_EXPORTER_OTLP_PROTOCOL,
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_SDK_DISABLED,
 )
+from opentelemetry.util.re import parse_env_headers
 
 from otel_feedback._log import warn_once
 
@@ -52,6 +57,7 @@ __all__ = [
     "PHOENIX_API_KEY",
     "PHOENIX_COLLECTOR_ENDPOINT",
     "PROTOCOLS",
+    "SECRET_VARIABLES",
     "ProcessorOptions",
     "exporter_names",
     "follow_trace_sampling",
@@ -64,12 +70,15 @@ __all__ = [
     "mlflow_credentials",
     "mlflow_tracking_uri",
     "otlp_http_credential_provider_set",
+    "otlp_logs_endpoint",
+    "otlp_logs_headers",
     "otlp_logs_protocol",
     "otlp_traces_protocol",
     "phoenix_api_key",
     "phoenix_endpoint",
     "processor_options",
     "sdk_disabled",
+    "secret_is_set",
     "spool_path",
     "token_secret",
     "traces_exporter_name",
@@ -205,6 +214,19 @@ PROTOCOL_HTTP_PROTOBUF: Final = "http/protobuf"
 PROTOCOL_GRPC: Final = "grpc"
 PROTOCOLS: Final = (PROTOCOL_HTTP_PROTOBUF, PROTOCOL_GRPC)
 EXPORTER_NAMES: Final = ("otlp", "console", "jsonl", "phoenix", "langsmith", "mlflow", "langfuse")
+SECRET_VARIABLES: Final = (
+    OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_LOGS_HEADERS,
+    PHOENIX_API_KEY,
+    OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+    LANGSMITH_API_KEY,
+    MLFLOW_TRACKING_TOKEN,
+    MLFLOW_TRACKING_PASSWORD,
+    LANGFUSE_SECRET_KEY,
+)
+"""Variables whose values are secrets: reported as set or unset, never shown."""
+_DEFAULT_HTTP_LOGS_ENDPOINT: Final = "http://localhost:4318/v1/logs"
+_DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 _NO_EXPORTER: Final = "none"
 _DEFAULT_EXPORTERS: Final = ("otlp",)
 _DEFAULT_JSONL_PATH: Final = "feedback.jsonl"
@@ -270,6 +292,40 @@ def otlp_logs_protocol() -> str:
 def otlp_traces_protocol() -> str:
     """The OTLP protocol for spans, for the TracerProvider that configure() may create."""
     return _otlp_protocol(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
+
+
+def otlp_logs_endpoint() -> str:
+    """Where the SDK's OTLP log exporter sends, resolved as it resolves it for the protocol.
+
+    The signal's own variable is used as it is; the generic one gets ``/v1/logs`` appended
+    for http/protobuf (and is used as it is for grpc).
+    """
+    specific = os.environ.get(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, "").strip()
+    if specific:
+        return specific
+    generic = os.environ.get(OTEL_EXPORTER_OTLP_ENDPOINT, "").strip()
+    if otlp_logs_protocol() == PROTOCOL_GRPC:
+        return generic or _DEFAULT_GRPC_ENDPOINT
+    if generic:
+        return generic.rstrip("/") + "/v1/logs"
+    return _DEFAULT_HTTP_LOGS_ENDPOINT
+
+
+def otlp_logs_headers() -> dict[str, str]:
+    """The headers the SDK's OTLP log exporter sends (the signal's variable, else the generic).
+
+    They often hold credentials: never log or print them.
+    """
+    for name in (OTEL_EXPORTER_OTLP_LOGS_HEADERS, OTEL_EXPORTER_OTLP_HEADERS):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            return dict(parse_env_headers(raw, liberal=True))
+    return {}
+
+
+def secret_is_set(name: str) -> bool:
+    """Whether the secret variable ``name`` has a value (the value itself is never read out)."""
+    return bool(os.environ.get(name, "").strip())
 
 
 def traces_exporter_name() -> str:

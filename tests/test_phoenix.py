@@ -202,3 +202,75 @@ def test_an_unreachable_phoenix_is_tried_again_later() -> None:
 )
 def test_annotator_kinds(source: str | None, kind: str) -> None:
     assert annotator_kind(source) == kind
+
+
+def test_the_command_imports_into_phoenix_and_a_second_import_updates(
+    phoenix: PhoenixServer, tmp_path: Path
+) -> None:
+    project = _project()
+    provider = TracerProvider(resource=Resource.create({"openinference.project.name": project}))
+    to_phoenix = OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces")
+    provider.add_span_processor(SimpleSpanProcessor(to_phoenix))
+    tracer = provider.get_tracer("t")
+    with (
+        tracer.start_as_current_span("answer") as answer,
+        tracer.start_as_current_span("retrieve") as retrieve,
+    ):
+        pass
+    provider.shutdown()
+    ids = {
+        name: (f"{s.get_span_context().trace_id:032x}", f"{s.get_span_context().span_id:016x}")
+        for name, s in (("answer", answer), ("retrieve", retrieve))
+    }
+    source = tmp_path / "judged.csv"
+    source.write_text(
+        "key,score,value,comment,trace_id,run_id,feedback_source_type\n"
+        f"correctness,1,,cites the policy,{ids['answer'][0]},{ids['answer'][1]},model\n"
+        f"retrieval_hit,0,miss,,{ids['retrieve'][0]},{ids['retrieve'][1]},api\n"
+    )
+    command = Path(sys.executable).parent / "otel-feedback"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PHOENIX_"))}
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(command), *args],
+            env={**environment, **env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    # Phoenix takes OTLP traces but no logs: the doctor says so, and what to use instead.
+    otlp = run("doctor", OTEL_EXPORTER_OTLP_ENDPOINT=phoenix.url)
+    assert otlp.returncode == 1
+    assert f"{phoenix.url}/v1/logs answers HTTP" in otlp.stdout
+    assert "takes traces" in otlp.stdout
+    assert "OTEL_PYTHON_FEEDBACK_EXPORTER=phoenix" in otlp.stdout
+    as_phoenix = {
+        "OTEL_PYTHON_FEEDBACK_EXPORTER": "phoenix",
+        "PHOENIX_COLLECTOR_ENDPOINT": phoenix.url,
+    }
+    doctor = run("doctor", **as_phoenix)
+    assert doctor.returncode == 0, doctor.stdout
+
+    first = run("import", str(source), **as_phoenix)
+    assert first.returncode == 0, first.stderr
+    span_ids = [ids["answer"][1], ids["retrieve"][1]]
+    placed = phoenix.wait_for(
+        "two annotations",
+        lambda: len(found := phoenix.span_annotations(project, span_ids)) >= 2 and found,
+    )
+    second = run("import", str(source), **as_phoenix)
+    assert second.returncode == 0, second.stderr
+    again = phoenix.span_annotations(project, span_ids)
+    assert sorted(a["id"] for a in again) == sorted(a["id"] for a in placed)  # updated, not added
+    by_name = {a["name"]: a for a in again}
+    assert by_name["correctness"]["span_id"] == ids["answer"][1]
+    assert by_name["correctness"]["annotator_kind"] == "LLM"
+    assert by_name["correctness"]["result"]["explanation"] == "cites the policy"
+    assert by_name["retrieval_hit"]["result"] == {
+        "score": 0.0,
+        "label": "miss",
+        "explanation": None,
+    }

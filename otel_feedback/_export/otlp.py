@@ -33,7 +33,12 @@ from otel_feedback._log import warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
 
-__all__ = ["OTLPFeedbackExporter", "to_log_record"]
+__all__ = ["GRPC_EXTRA_MISSING", "OTLPFeedbackExporter", "to_log_record"]
+
+GRPC_EXTRA_MISSING = (
+    "OTLP over gRPC needs the grpc extra: pip install 'otel-feedback[grpc]' "
+    "(or set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)"
+)
 
 _SCOPE = InstrumentationScope("otel_feedback", __version__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -176,10 +181,12 @@ def _sdk_log_exporter(
 ) -> LogRecordExporter:
     # Imported on demand: each protocol's stack (requests, grpc) is heavy and often unused.
     if (protocol or otlp_logs_protocol()) == PROTOCOL_GRPC:
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
-            OTLPLogExporter as GrpcLogExporter,
-        )
-
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
+                OTLPLogExporter as GrpcLogExporter,
+            )
+        except ImportError:
+            raise ImportError(GRPC_EXTRA_MISSING) from None
         return GrpcLogExporter(**options)
     import requests  # noqa: PLC0415
     from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415

@@ -16,7 +16,7 @@ import hmac
 import struct
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
@@ -25,7 +25,12 @@ from otel_feedback._recording.record import record_feedback
 from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._recording.target import Remote, SpanLike, resolve_target
 
-__all__ = ["create_feedback_token", "record_feedback_from_token"]
+__all__ = [
+    "TokenClaims",
+    "create_feedback_token",
+    "read_feedback_token",
+    "record_feedback_from_token",
+]
 
 _VERSION = 1
 _HEAD = struct.Struct(">B16s8sQ")
@@ -131,7 +136,7 @@ def record_feedback_from_token(
             another secret, or expired; the key is not the one it allows; no secret.
         InvalidFeedbackError: bad feedback values, as for ``record_feedback``.
     """
-    trace_id, span_id, allowed_key = _verify(token, _secret(secret))
+    trace_id, span_id, allowed_key, _expires = _verify(token, _secret(secret))
     if allowed_key is not None and key is not None and key != allowed_key:
         raise FeedbackTokenError("key", f"the token allows only the key {allowed_key!r}")
     chosen = key if key is not None else allowed_key
@@ -149,7 +154,25 @@ def record_feedback_from_token(
     )
 
 
-def _verify(token: object, signing_key: bytes) -> tuple[int, int, str | None]:
+class TokenClaims(NamedTuple):
+    """What a verified feedback token allows: the run, the key (``None``: any) and its expiry."""
+
+    trace_id: int
+    span_id: int
+    key: str | None
+    expires: datetime
+
+
+def read_feedback_token(token: str, *, secret: str | bytes | None = None) -> TokenClaims:
+    """Verify ``token`` as :func:`record_feedback_from_token` does, and say what it allows.
+
+    Raises:
+        FeedbackTokenError: as :func:`record_feedback_from_token` for the token and secret.
+    """
+    return _verify(token, _secret(secret))
+
+
+def _verify(token: object, signing_key: bytes) -> TokenClaims:
     if not isinstance(token, str) or not token.isascii():
         raise FeedbackTokenError("token", "must be a string of URL-safe base64")
     try:
@@ -171,10 +194,11 @@ def _verify(token: object, signing_key: bytes) -> tuple[int, int, str | None]:
         when = datetime.fromtimestamp(expires, tz=timezone.utc).isoformat()
         raise FeedbackTokenError("token", f"expired at {when}")
     key_bytes = payload[_HEAD.size :]
-    return (
+    return TokenClaims(
         int.from_bytes(trace_bytes, "big"),
         int.from_bytes(span_bytes, "big"),
         key_bytes.decode() if key_bytes else None,
+        datetime.fromtimestamp(expires, tz=timezone.utc),
     )
 
 

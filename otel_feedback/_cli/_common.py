@@ -1,0 +1,88 @@
+"""What every subcommand shares: exit codes, consoles, and parsing of scores and ids."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+import click
+from rich.console import Console
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "SCORE",
+    "Settings",
+    "err_console",
+    "out_console",
+    "parse_score",
+    "verbose",
+]
+
+EXIT_OK: Final = 0
+"""Everything was done: every record delivered, every check passed."""
+EXIT_REFUSED: Final = 1
+"""Something was refused or could not be delivered, or a check found a problem."""
+EXIT_USAGE: Final = 2
+"""The command line or its input was wrong (click's own code for usage errors)."""
+
+# Results go to stdout so that scripts can read them; progress and problems go to stderr.
+out_console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options of the command itself, for its subcommands (``ctx.obj``)."""
+
+    verbose: bool = False
+
+
+def verbose(ctx: click.Context) -> bool:
+    """Whether ``--verbose`` was given to the command."""
+    settings = ctx.find_object(Settings)
+    return settings is not None and settings.verbose
+
+
+_BOOLEANS: Final = {"true": True, "false": False}
+
+
+def parse_score(text: str) -> bool | int | float:
+    """A score as typed: ``true``/``false``, an integer, or a finite float.
+
+    Raises:
+        ValueError: anything else, with the reason.
+    """
+    lowered = text.strip().lower()
+    if lowered in _BOOLEANS:
+        return _BOOLEANS[lowered]
+    try:
+        return int(lowered)
+    except ValueError:
+        pass
+    try:
+        number = float(lowered)
+    except ValueError:
+        raise ValueError(f"must be a number, true or false, got {text!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"must be finite, got {text!r}")
+    return number
+
+
+class _Score(click.ParamType):  # type: ignore[type-arg]
+    name = "score"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> bool | int | float:
+        if isinstance(value, bool | int | float):
+            return value
+        try:
+            return parse_score(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+SCORE: Final = _Score()
