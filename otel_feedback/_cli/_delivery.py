@@ -168,14 +168,9 @@ class Delivery:
                         "(see `otel-feedback doctor`)",
                     ),
                 )
-        # An exporter that keeps records of its own (Phoenix's waits for spans to be
-        # ingested) counts its own drops.
-        dropped = self.processor.dropped_records + sum(
-            int(getattr(w.inner, "dropped_records", 0)) for w in self._watched
-        )
         return Outcome(
             sent=len(self._ids),
             failed=failed,
             failed_deliveries=failed_deliveries,
-            dropped_records=dropped,
+            dropped_records=self.processor.dropped_records,
         )

@@ -87,7 +87,7 @@ def import_(ctx: click.Context, file: IO[str], kind: str | None, timeout: float 
     )
     for line, reason in refused:
         err_console.print(f"line {line}: {reason}", markup=False)
-    # Drops the watch did not see record by record (an exporter's own retry queue).
+    # Drops no exporter saw (a full queue, the shutdown deadline): counted, not by line.
     extra_drops = outcome.dropped_records - outcome.failed_deliveries
     if extra_drops > 0:
         err_console.print(f"{extra_drops} more record(s) dropped by an exporter")
