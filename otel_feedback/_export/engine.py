@@ -39,7 +39,7 @@ from otel_feedback._export.base import (
     FeedbackExportResult,
     PartialFeedbackExport,
 )
-from otel_feedback._export.spool import Spool
+from otel_feedback._export.spool import Spool, SpoolFullError
 from otel_feedback._log import LossLog, logger, warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
@@ -52,8 +52,12 @@ _FIRST_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 10.0
 # How long put() waits for room in a full queue while every endpoint takes batches.
 _ROOM_WAIT_S = 0.1
-# How often the spool's age bound is applied.
+# How often the spool's age bound is applied, and rows of ended processes taken over.
 _EXPIRE_EVERY_S = 60.0
+# An export taking longer than this no longer holds the intake (and so the other exporters).
+_SLOW_S = 2.0
+# Distinct drop reasons kept per exporter; later ones are counted together.
+_MAX_REASONS = 50
 # At shutdown, an endpoint that answers but has taken none of the records it was given for
 # this long gets no further try (the SDK's OTLP exporters give up after 10 s too).
 _GIVE_UP_UNREADY_S = 10.0
@@ -65,20 +69,23 @@ _SAY_AFTER_S = 1.0
 class FeedbackExportStats:
     """What became of the records a processor received, at one instant.
 
-    For each exporter: ``received`` = ``exported`` + ``dropped`` + ``pending`` + ``spooled``
-    once the processor is flushed (records in flight are in none of the last four).
+    For each exporter: ``received`` + ``resumed`` = ``exported`` + ``dropped`` + ``pending`` +
+    ``spooled``, once the processor is flushed (a record being sent and not yet on disk is in
+    none of the last four).
     """
 
     received: int
     """Records handed to the processor (queued, or refused by a full queue)."""
+    resumed: dict[str, int]
+    """Records taken over from the spool, left by processes that are no longer running."""
     exported: dict[str, int]
     """Records delivered, per exporter."""
     dropped: dict[str, dict[str, int]]
     """Records lost, per exporter, per reason."""
     pending: dict[str, int]
-    """Records waiting in memory, per exporter."""
+    """Records waiting in memory and not on disk, per exporter."""
     spooled: dict[str, int]
-    """Rows in the spool file, per exporter (from every process sharing the file)."""
+    """This process's rows in the spool file, per exporter."""
 
 
 @dataclass
@@ -98,6 +105,14 @@ class _Route:
     held: int = 0
     spool_fed: bool = False
     in_flight: int = 0
+    flying_since: float = 0.0
+    batch_limit: int = 0
+    """Records per export now: halved while the endpoint answers RETRY to a larger batch."""
+    cursor: int = 0
+    """The last spool row read back; rows behind it wait for the next pass."""
+    spooled_at: dict[str, float] = field(default_factory=dict)
+    """When each record of the batch read back from the spool was written (wall clock)."""
+    resumed: int = 0
     flying: _Parcel | None = None
     """The batch being exported, until its outcome is counted."""
     unready_since: float | None = None
@@ -143,7 +158,12 @@ class Engine(Generic[Item]):
         self._delay_s = schedule_delay_s
         self._retry_for_s = retry_for_s
         self._spool = spool
-        self._routes = tuple(_Route(name, e) for name, e in _route_names(exporters))
+        self._routes = tuple(
+            _Route(name, e, batch_limit=max_export_batch_size)
+            for name, e in _route_names(exporters)
+        )
+        self._spool_ok = spool is not None
+        self._unwritten: list[list[tuple[str, _Parcel]]] = []
         meter = metrics.get_meter("otel_feedback", __version__, meter_provider=meter_provider)
         self._dropped_counter = meter.create_counter(
             "otel_feedback.records.dropped",
@@ -158,15 +178,15 @@ class Engine(Generic[Item]):
         self._losses = LossLog("feedback record(s)")
         self._received = 0
         self._start()
-        if spool is not None:
-            self._resume_from(spool)
 
     def _start(self) -> None:
         self._lock = threading.Lock()
         self._intake_cv = threading.Condition(self._lock)
         self._progress_cv = threading.Condition(self._lock)
         self._queue: deque[Item] = deque()
-        self._intake_busy = False
+        # With a spool, the intake first takes over what earlier processes left (off the
+        # application's thread: another process may hold the file's lock for a while).
+        self._intake_busy = self._spool is not None
         self._intake_done = False
         self._intake_due = time.monotonic() + self._delay_s
         self._flushing = 0
@@ -190,29 +210,35 @@ class Engine(Generic[Item]):
 
     def after_fork(self) -> None:
         """In a forked child: fresh threads, queue, backlogs, counts; the parent sends its own."""
-        self._routes = tuple(_Route(r.name, r.exporter) for r in self._routes)
+        self._routes = tuple(
+            _Route(r.name, r.exporter, batch_limit=self._batch_size) for r in self._routes
+        )
         self._received = 0
+        self._unwritten = []
         if self._spool is not None:
             self._spool.reopen()
         self._start()
 
-    def _resume_from(self, spool: Spool) -> None:
+    def _take_over(self, spool: Spool) -> None:
+        """Own the rows left by processes that no longer run; their routes read them back."""
         try:
             left = spool.take_over()
         except Exception:  # noqa: BLE001 - a failing disk must not stop the application
             warn_once(f"spool-read:{spool.path}", "Could not read the spool %s", spool.path)
             return
+        if not left:
+            return
         names = {route.name for route in self._routes}
         with self._lock:
             for route in self._routes:
-                route.spool_fed = left[route.name] > 0
+                if left[route.name]:
+                    route.resumed += left[route.name]
+                    route.spool_fed = True
+                    route.finished = False
             self._progress_cv.notify_all()
-        if sum(left.values()):
-            logger.info(
-                "Sending %d feedback record(s) again from the spool %s",
-                sum(left.values()),
-                spool.path,
-            )
+        logger.info(
+            "Sending %d feedback record(s) again from the spool %s", sum(left.values()), spool.path
+        )
         if orphans := {name: n for name, n in left.items() if name not in names}:
             warn_once(
                 f"spool-orphans:{spool.path}",
@@ -226,10 +252,19 @@ class Engine(Generic[Item]):
 
     def put(self, items: list[Item]) -> None:
         """Queue ``items``; called on the application's threads. Never raises."""
-        queue = self._queue
-        if self._stopped:
+        if self._stopped or (self._final_deadline is not None and self._intake_done):
             self._lost_before_routes(len(items), "recorded after the processor shut down")
             return
+        if len(items) <= self._batch_size:
+            self._put(items)
+            return
+        # Many records at once (a long span that collected them): in batches, each of which
+        # may wait for room.
+        for start in range(0, len(items), self._batch_size):
+            self._put(items[start : start + self._batch_size])
+
+    def _put(self, items: list[Item]) -> None:
+        queue = self._queue
         if len(queue) + len(items) > self._max_queue and not self._wait_for_room(len(items)):
             room = max(self._max_queue - len(queue), 0)
             self._lost_before_routes(len(items) - room, "the feedback queue is full")
@@ -245,10 +280,11 @@ class Engine(Generic[Item]):
 
     def _wait_for_room(self, count: int) -> bool:
         with self._lock:
-            if self._final_deadline is not None or (
-                self._spool is None and any(r.down for r in self._routes)
+            now = time.monotonic()
+            if self._final_deadline is not None or not (
+                self._spool_ok or any(self._holds_intake(r, now) for r in self._routes)
             ):
-                return False  # nothing would make room soon (with a spool, the intake does)
+                return False  # nothing would make room soon
             self._intake_cv.notify()
             return self._progress_cv.wait_for(
                 lambda: len(self._queue) + count <= self._max_queue, _ROOM_WAIT_S
@@ -258,6 +294,11 @@ class Engine(Generic[Item]):
 
     def _intake_loop(self) -> None:
         with _suppressed():
+            if self._spool is not None:
+                self._take_over(self._spool)
+                with self._lock:
+                    self._intake_busy = False
+                    self._progress_cv.notify_all()
             while True:
                 with self._lock:
                     take = self._wait_for_intake()
@@ -292,23 +333,37 @@ class Engine(Generic[Item]):
             )
             if take and due:
                 return take
+            if self._unwritten and now >= self._intake_due:
+                return 0  # records the spool could not take yet: try them again
             wait = self._intake_due - now if self._queue and not due else self._delay_s
             self._intake_cv.wait(max(wait, 0.001))
 
     def _room_for_intake(self) -> int:
-        # Without a spool, a route that takes batches holds the intake back rather than
-        # drop: the queue fills and put() waits. A route that is down drops its overflow.
+        if self._final_deadline is not None or self._spool_ok:
+            # With a spool that takes writes, everything is taken in (and written) at once;
+            # at shutdown, everything is taken in to be accounted for.
+            return len(self._queue)
+        # Otherwise an exporter that takes batches holds the intake back rather than drop:
+        # the queue fills and put() waits. One that is down, slow, or not ready for what it
+        # was given drops its own overflow instead of holding up the others.
+        now = time.monotonic()
         room = min(
-            (self._max_queue - r.held - r.in_flight for r in self._routes if not r.down),
+            (
+                self._max_queue - r.held - r.in_flight
+                for r in self._routes
+                if self._holds_intake(r, now)
+            ),
             default=self._max_queue,
         )
-        if self._final_deadline is not None or self._spool is not None:
-            # With a spool, everything is taken in (and written) at once; at shutdown, it
-            # is taken in to be accounted for.
-            room = len(self._queue)
         return max(0, min(room, len(self._queue)))
 
+    @staticmethod
+    def _holds_intake(route: _Route, now: float) -> bool:
+        slow = route.in_flight > 0 and now - route.flying_since > _SLOW_S
+        return not route.down and route.unready_since is None and not slow
+
     def _take_in(self, count: int) -> None:
+        self._write_unwritten()
         queue = self._queue
         items = [queue.popleft() for _ in range(min(count, len(queue)))]
         records: list[Feedback] = []
@@ -316,33 +371,67 @@ class Engine(Generic[Item]):
             try:
                 records.append(self._to_record(item))
             except InvalidFeedbackError as error:
-                self._lost_before_routes(1, f"a malformed feedback event ({error})")
+                logger.debug("Skipped a malformed feedback event: %s", error)
+                self._lost_before_routes(1, f"a malformed feedback event ({error.field})")
             except Exception as error:  # noqa: BLE001 - one bad item must not sink others
-                self._lost_before_routes(1, f"an unreadable feedback item ({error!r})")
-        on_disk = self._spool_put(records)
+                logger.debug("Skipped an unreadable feedback item", exc_info=True)
+                self._lost_before_routes(1, f"an unreadable feedback item ({type(error).__name__})")
+        on_disk = bool(records) and self._spool_put(records)
         with self._lock:
             self._received += len(records)
             now = time.monotonic()
-            for route in self._routes:
-                self._offer(route, records, now, on_disk)
+            kept = [(r.name, self._offer(r, records, now, on_disk)) for r in self._routes]
+            if records and self._spool is not None and not on_disk:
+                self._unwritten.append([(name, p) for name, p in kept if p is not None])
         self._maybe_expire()
 
-    def _spool_put(self, records: list[Feedback]) -> bool:
+    def _spool_put(self, records: list[Feedback], routes: list[str] | None = None) -> bool:
+        """Write ``records`` to the spool for ``routes`` (default all); whether it took them."""
         spool = self._spool
-        if spool is None or not records:
+        if spool is None:
             return False
         try:
-            evicted = spool.put(records, [route.name for route in self._routes])
-        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
-            warn_once(
-                f"spool-write:{spool.path}",
-                "Could not write to the feedback spool %s; records wait in memory only",
-                spool.path,
-                exc_info=True,
-            )
+            spool.put(records, routes or [route.name for route in self._routes])
+        except SpoolFullError:
+            if self._spool_ok:
+                logger.warning(
+                    "The feedback spool %s is full (%d rows); new records wait in memory",
+                    spool.path,
+                    spool.max_records,
+                )
+            self._spool_ok = False
             return False
-        self._count_evicted(evicted, f"the spool is full ({spool.max_records} rows)")
+        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
+            if self._spool_ok:
+                logger.warning(
+                    "Could not write to the feedback spool %s; records wait in memory and "
+                    "are written when it works again",
+                    spool.path,
+                    exc_info=True,
+                )
+            self._spool_ok = False
+            return False
+        self._spool_ok = True
         return True
+
+    def _write_unwritten(self) -> None:
+        """Write what the spool could not take before; those parcels are then on disk."""
+        while self._unwritten:
+            with self._lock:
+                group = [
+                    (name, parcel, list(parcel.records)) for name, parcel in self._unwritten[0]
+                ]
+            # What a route has already taken for export stays off disk: only the rest of
+            # each route's parcel is written.
+            for name, parcel, records in group:
+                if parcel.on_disk or not records:
+                    continue
+                if not self._spool_put(records, [name]):
+                    return
+                with self._lock:
+                    parcel.on_disk = True
+            with self._lock:
+                self._unwritten.pop(0)
 
     def _maybe_expire(self) -> None:
         spool = self._spool
@@ -350,11 +439,12 @@ class Engine(Generic[Item]):
             return
         self._next_expiry = time.monotonic() + _EXPIRE_EVERY_S
         try:
-            evicted = spool.expire()
+            expired = spool.expire()
         except Exception:  # noqa: BLE001 - a failing disk must not stop the export
             warn_once(f"spool-expire:{spool.path}", "Could not expire the spool %s", spool.path)
             return
-        self._count_evicted(evicted, f"older than the spool's bound ({spool.max_age_s:g}s)")
+        self._count_evicted(expired, f"older than the spool's bound ({spool.max_age_s:g}s)")
+        self._take_over(spool)
 
     def _count_evicted(self, evicted: Counter[str], reason: str) -> None:
         with self._lock:
@@ -362,15 +452,19 @@ class Engine(Generic[Item]):
                 if evicted[route.name]:
                     self._lost(route, evicted[route.name], reason)
 
-    def _offer(self, route: _Route, records: list[Feedback], now: float, on_disk: bool) -> None:
-        # Called with the lock held.
+    def _offer(
+        self, route: _Route, records: list[Feedback], now: float, on_disk: bool
+    ) -> _Parcel | None:
+        """With the lock held: give ``route`` the records; the parcel it keeps, if any."""
         if not records or (route.spool_fed and on_disk):
-            return  # the route reads them back from the spool
-        route.parcels.append(_Parcel(records, now, on_disk))
+            return None  # the route reads them back from the spool
+        parcel = _Parcel(list(records), now, on_disk)
+        route.parcels.append(parcel)
         route.held += len(records)
         route.finished = False  # until the route has looked at its new work
         self._trim(route)
         self._progress_cv.notify_all()
+        return parcel
 
     def _trim(self, route: _Route) -> None:
         # Called with the lock held. Without a spool, the backlog of an endpoint that is
@@ -380,7 +474,12 @@ class Engine(Generic[Item]):
             self._feed_from_spool(route, f"its backlog is full ({self._max_queue} records)")
             overflow = route.held + route.in_flight - self._max_queue
         if overflow > 0:
-            what = "while the endpoint is down" if route.down else "at shutdown"
+            if self._final_deadline is not None:
+                what = "at shutdown"
+            elif route.down:
+                what = "while the endpoint is down"
+            else:
+                what = "while the endpoint lags"
             self._lost(
                 route,
                 self._take(route, overflow).records,
@@ -409,6 +508,7 @@ class Engine(Generic[Item]):
                         return
                     route.in_flight = len(due.records)
                     route.flying = due
+                    route.flying_since = time.monotonic()
                 try:
                     self._deliver(route, due)
                 except Exception:  # noqa: BLE001 - a route must outlive any bug of ours
@@ -450,7 +550,7 @@ class Engine(Generic[Item]):
                 self._progress_cv.wait(route.next_try - now if route.has_work else None)
                 continue
             if route.held:
-                return self._take(route, self._batch_size)
+                return self._take(route, route.batch_limit)
             batch = self._read_spool(route)
             if batch:
                 return _Parcel(batch, now, on_disk=True)
@@ -460,7 +560,10 @@ class Engine(Generic[Item]):
         taken = _Parcel([], time.monotonic(), on_disk=True)
         while route.parcels and len(taken.records) < count:
             parcel = route.parcels[0]
-            taken.on_disk = taken.on_disk and parcel.on_disk
+            if not taken.records:
+                taken.on_disk = parcel.on_disk
+            elif parcel.on_disk != taken.on_disk:
+                break  # a batch is all on disk or all off it
             taken.arrived = min(taken.arrived, parcel.arrived)
             want = count - len(taken.records)
             if len(parcel.records) <= want:
@@ -474,19 +577,27 @@ class Engine(Generic[Item]):
 
     def _read_spool(self, route: _Route) -> list[Feedback]:
         # Called with the lock held, so that the intake cannot hand this route a record
-        # between "the spool has nothing more" and "back to memory".
+        # between "the spool has nothing more" and "back to memory". Rows are read past a
+        # cursor, so that rows the endpoint is not ready for do not block those after them;
+        # at the end the cursor goes back to the start for them.
         assert self._spool is not None
         try:
-            records, unreadable = self._spool.oldest(route.name, self._batch_size)
+            rows, unreadable = self._spool.oldest(route.name, route.batch_limit, after=route.cursor)
+            if not rows and route.cursor:
+                route.cursor = 0
+                rows, unreadable = self._spool.oldest(route.name, route.batch_limit)
             if unreadable:
                 self._spool.remove(unreadable, route.name)
                 self._lost(route, len(unreadable), "unreadable in the spool")
         except Exception:  # noqa: BLE001 - a failing disk must not stop the export
             warn_once(f"spool-read:{self._spool.path}", "Could not read the spool", exc_info=True)
-            records = []
-        if not records:
+            rows = []
+        if not rows:
             route.spool_fed = False
-        return records
+            return []
+        route.cursor = rows[-1].rowid
+        route.spooled_at = {str(row.record.id): row.spooled_at for row in rows}
+        return [row.record for row in rows]
 
     def _deliver(self, route: _Route, batch: _Parcel) -> None:
         outcome = _export_each(route.exporter, batch.records)
@@ -509,9 +620,14 @@ class Engine(Generic[Item]):
             if outcome.delivered or (outcome.retry and not outcome.down):
                 # The endpoint answered: it is up, whatever it said of these records.
                 route.failing_since = None
+            if outcome.down and len(batch.records) > 1:
+                # Maybe the batch itself is the trouble (too large for the endpoint): try
+                # smaller ones until something gets through.
+                route.batch_limit = max(1, len(batch.records) // 2)
             if outcome.delivered:
                 route.exported += len(outcome.delivered)
                 route.backoff_s = _FIRST_BACKOFF_S
+                route.batch_limit = self._batch_size
                 self._exported_counter.add(len(outcome.delivered), {"exporter": route.name})
             for reason, count in Counter(reason for _, reason in outcome.refused).items():
                 self._lost(route, count, f"refused: {reason}")
@@ -531,7 +647,11 @@ class Engine(Generic[Item]):
         route.next_try = now + route.backoff_s
         route.backoff_s = min(route.backoff_s * 2, _MAX_BACKOFF_S)
         if route.spool_fed and parcel.on_disk:
-            return  # they are still in the spool, read back at the next try
+            # They are still in the spool, read back at a later pass; those the endpoint
+            # has not taken for retry_for leave it.
+            if not down:
+                self._expire_unready(route, parcel.records)
+            return
         route.parcels.appendleft(parcel)
         route.held += len(parcel.records)
         if not parcel.on_disk:
@@ -551,12 +671,28 @@ class Engine(Generic[Item]):
             route.held -= len(parcel.records)
             self._lost(route, len(parcel.records), f"{why} for {self._retry_for_s:g}s")
 
+    def _expire_unready(self, route: _Route, records: list[Feedback]) -> None:
+        # Called with the lock held.
+        assert self._spool is not None
+        limit = time.time() - self._retry_for_s
+        old = [r for r in records if route.spooled_at.get(str(r.id), limit) < limit]
+        if not old:
+            return
+        try:
+            self._spool.remove([str(r.id) for r in old], route.name)
+        except Exception:  # noqa: BLE001 - rows left behind are only sent again later
+            warn_once(f"spool-remove:{self._spool.path}", "Could not update the spool")
+            return
+        self._lost(route, len(old), f"not accepted for {self._retry_for_s:g}s")
+
     # -- counting --------------------------------------------------------------------------
 
     def _lost(self, route: _Route, count: int | list[Feedback], reason: str) -> None:
         number = count if isinstance(count, int) else len(count)
         if not number:
             return
+        if reason not in route.dropped and len(route.dropped) >= _MAX_REASONS:
+            reason = f"other reasons (past {_MAX_REASONS} distinct ones)"
         route.dropped[reason] += number
         self._dropped_counter.add(number, {"exporter": route.name, "reason": reason})
         self._losses.report(route.name, reason, number)
@@ -582,7 +718,7 @@ class Engine(Generic[Item]):
     def stats(self) -> FeedbackExportStats:
         """A snapshot of the counts."""
         spooled = {r.name: 0 for r in self._routes}
-        if self._spool is not None:
+        if self._spool is not None and not self._intake_busy:
             for route in self._routes:
                 try:
                     spooled[route.name] = self._spool.count(route.name)
@@ -591,9 +727,13 @@ class Engine(Generic[Item]):
         with self._lock:
             return FeedbackExportStats(
                 received=self._received,
+                resumed={r.name: r.resumed for r in self._routes},
                 exported={r.name: r.exported for r in self._routes},
                 dropped={r.name: dict(r.dropped) for r in self._routes},
-                pending={r.name: r.held for r in self._routes},
+                pending={
+                    r.name: sum(len(p.records) for p in r.parcels if not p.on_disk)
+                    for r in self._routes
+                },
                 spooled=spooled,
             )
 
@@ -724,7 +864,7 @@ def _export_each(exporter: FeedbackExporter, batch: list[Feedback]) -> _Outcome:
     except Exception as error:  # noqa: BLE001 - one bad record must not sink its batch
         if len(batch) == 1:
             logger.debug("%s raised on a record", type(exporter).__name__, exc_info=True)
-            reason = f"the exporter raised {type(error).__name__}: {error}"
+            reason = f"the exporter raised {type(error).__name__}"
             return _Outcome(refused=[(batch[0], reason)])
         middle = math.ceil(len(batch) / 2)
         first = _export_each(exporter, batch[:middle])

@@ -116,6 +116,9 @@ class OTLPFeedbackExporter(FeedbackExporter):
             )
             warn_once(f"otlp-no-logs:{code}", "OTLPFeedbackExporter: %s", reason)
             return PartialFeedbackExport(refused=[(record, reason) for record in batch])
+        if code == 413 and len(batch) > 1:
+            # Too large for the endpoint: the engine tries each half in turn.
+            raise BatchTooLargeError(f"the endpoint refused a batch of {len(batch)} (HTTP 413)")
         if code is not None and 400 <= code < 500 and code not in (408, 429):
             reason = f"the endpoint answered HTTP {code}"
             return PartialFeedbackExport(refused=[(record, reason) for record in batch])
@@ -128,6 +131,10 @@ class OTLPFeedbackExporter(FeedbackExporter):
     def shutdown(self) -> None:
         """Shut the underlying SDK exporter down."""
         self._exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+class BatchTooLargeError(Exception):
+    """The endpoint refused a batch as too large (HTTP 413): smaller ones may pass."""
 
 
 def to_log_record(record: Feedback, resource: Resource) -> ReadableLogRecord:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -154,16 +155,16 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._pending.add((trace_id, span_id), record)
 
     def _submit(self, record: RecordedFeedback) -> None:
-        if not self._is_shutdown:
-            self._engine.put([record])
+        self._engine.put([record])  # after shutdown, it is counted as dropped there
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue the feedback of ``span``. Runs on the application's thread: scan, hand off."""
-        if self._is_shutdown:
-            return
+        """Queue the feedback of ``span``. Runs on the application's thread: scan, hand off.
+
+        After shutdown, what it finds is counted as dropped rather than queued.
+        """
         # The common case first, at the least cost: no events, and no record kept aside.
         # (ReadableSpan.events would copy the list under a lock just to say it is empty.)
         own_events = getattr(span, "_events", None)
@@ -217,7 +218,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         start = time.monotonic()
         done = self._engine.flush(timeout_s, wait_for_down=self._exit_deadline is None)
         left_ms = int(max(0.0, timeout_s - (time.monotonic() - start)) * 1000)
-        flushed = [e.force_flush(left_ms) for e in self._exporters]  # every one, no short cut
+        flushed = [_flush(e, left_ms) for e in self._exporters]  # every one, no short cut
         return all(flushed) and done
 
     def shutdown(self) -> None:
@@ -253,6 +254,21 @@ class FeedbackSpanProcessor(SpanProcessor):
     def _at_fork_reinit(self) -> None:
         self._pending = PendingRecords(_MAX_PENDING_SPANS)
         self._engine.after_fork()
+        if "multiprocessing" in sys.modules:
+            # A multiprocessing child ends with os._exit, which skips atexit hooks; it runs
+            # multiprocessing's own finalizers first.
+            from multiprocessing import util  # noqa: PLC0415 - only in such a child
+
+            at_exit = weakref.WeakMethod(self._at_exit)
+            util.Finalize(None, lambda: (m := at_exit()) and m(), exitpriority=10)
+
+
+def _flush(exporter: FeedbackExporter, timeout_millis: int) -> bool:
+    try:
+        return exporter.force_flush(timeout_millis)
+    except Exception:  # noqa: BLE001 - an exporter's bug must not reach the application
+        logger.warning("%s raised in force_flush", type(exporter).__name__, exc_info=True)
+        return False
 
 
 def _exporters(exporter: object) -> tuple[FeedbackExporter, ...]:

@@ -11,13 +11,14 @@ or after a restart.
 Commits use ``synchronous=NORMAL`` in WAL mode: a committed row survives the process being
 killed; an operating-system crash or power loss may lose the last commits.
 
-Bounds: at most ``max_records`` rows and ``max_age_s`` of age; rows past either bound are
-deleted and reported to the caller, which counts them as dropped.
+Bounds: at most ``max_records`` rows (a full spool takes no new rows: they wait in memory,
+like records without a spool) and ``max_age_s`` of age (older rows are deleted and reported
+to the caller, which counts them as dropped).
 
-Several processes may share one file. Each process reads back only the rows it owns; at
-start it takes over every row left in the file, so a record left by a process that died is
-sent by the next one (and may be sent twice when a live process's rows are taken over:
-delivery is at least once, and receivers de-duplicate on the feedback id).
+Several processes may share one file. Each row names the process that wrote it; a process
+reads back only its own rows, and takes over the rows of processes that are no longer
+running (at start, and then every minute), so that a record left by a process that died is
+sent by the next one. Delivery is at least once; receivers de-duplicate on the feedback id.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from otel_feedback._model import Feedback
 
-__all__ = ["Spool", "SpoolError"]
+__all__ = ["Spool", "SpoolError", "SpoolFullError", "SpooledRecord"]
 
 _TABLE = "otel_feedback_spool"
 _COLUMNS = ("id", "route", "owner", "spooled_at", "body")
@@ -53,6 +55,18 @@ class SpoolError(Exception):
     """The spool file cannot be used; the message says why."""
 
 
+class SpoolFullError(Exception):
+    """The spool holds ``max_records`` rows: nothing more is written until some leave."""
+
+
+class SpooledRecord(NamedTuple):
+    """A record read back from the spool, with its row and when it was written."""
+
+    rowid: int
+    record: Feedback
+    spooled_at: float
+
+
 class Spool:
     """The spool in one sqlite file; every method is safe to call from several threads.
 
@@ -71,7 +85,7 @@ class Spool:
         self.max_records = max_records
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
-        self._owner = uuid.uuid4().hex
+        self._owner = _owner()
         try:
             self._connection = self._connect()
             self._rows = self._count_rows()
@@ -96,6 +110,10 @@ class Spool:
                     f"{self.path} has a table {_TABLE} with the columns "
                     f"{', '.join(columns)}, not {', '.join(_COLUMNS)}"
                 )
+            # A file that opens but cannot be written (read-only, another user's) fails here,
+            # at start, rather than on every record later.
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
         except BaseException:
             connection.close()
             raise
@@ -111,24 +129,41 @@ class Spool:
     def reopen(self) -> None:
         """A fresh connection and owner, in a forked child (a connection must not cross a fork)."""
         self._lock = threading.Lock()
-        self._owner = uuid.uuid4().hex
+        self._owner = _owner()
         self._connection = self._connect()
 
     def take_over(self) -> Counter[str]:
-        """Own every row in the file (left by earlier processes); return rows per route."""
+        """Own the rows of processes that are no longer running; return them per route."""
         with self._lock:
-            self._connection.execute("UPDATE otel_feedback_spool SET owner = ?", (self._owner,))
-            rows = self._connection.execute(
-                "SELECT route, COUNT(*) FROM otel_feedback_spool GROUP BY route"
-            ).fetchall()
-        return Counter({route: int(count) for route, count in rows})
+            owners = [
+                owner
+                for (owner,) in self._connection.execute(
+                    "SELECT DISTINCT owner FROM otel_feedback_spool WHERE owner != ?",
+                    (self._owner,),
+                )
+            ]
+            taken: Counter[str] = Counter()
+            with self._connection:
+                for owner in owners:
+                    if _running(owner):
+                        continue
+                    for route, count in self._connection.execute(
+                        "SELECT route, COUNT(*) FROM otel_feedback_spool WHERE owner = ? "
+                        "GROUP BY route",
+                        (owner,),
+                    ).fetchall():
+                        taken[route] += int(count)
+                    self._connection.execute(
+                        "UPDATE otel_feedback_spool SET owner = ? WHERE owner = ?",
+                        (self._owner, owner),
+                    )
+        return taken
 
-    def put(self, records: Sequence[Feedback], routes: Sequence[str]) -> Counter[str]:
+    def put(self, records: Sequence[Feedback], routes: Sequence[str]) -> None:
         """Keep ``records`` for each of ``routes``, in one transaction.
 
-        Returns:
-            The rows evicted to stay within ``max_records``, counted per route (oldest
-            first; possibly rows just written).
+        Raises:
+            SpoolFullError: the rows would pass ``max_records``; nothing was written.
         """
         now = time.time()
         rows = [
@@ -137,43 +172,39 @@ class Spool:
             for body in (record.model_dump_json(),)
             for route in routes
         ]
-        with self._lock, self._connection:
-            cursor = self._connection.executemany(
-                "INSERT OR REPLACE INTO otel_feedback_spool (id, route, owner, spooled_at, body) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        with self._lock:
+            if self._rows + len(rows) > self.max_records:
+                raise SpoolFullError(f"{self.path} holds {self._rows} of {self.max_records} rows")
+            with self._connection:
+                cursor = self._connection.executemany(
+                    "INSERT OR REPLACE INTO otel_feedback_spool "
+                    "(id, route, owner, spooled_at, body) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
             self._rows += max(cursor.rowcount, 0)
-            excess = self._rows - self.max_records
-            if excess <= 0:
-                return Counter()
-            return self._evict(
-                "rowid IN (SELECT rowid FROM otel_feedback_spool ORDER BY rowid LIMIT ?)", excess
-            )
 
     def expire(self) -> Counter[str]:
-        """Delete rows older than ``max_age_s``; return them counted per route."""
+        """Delete this process's rows older than ``max_age_s``; return them per route."""
+        limit = time.time() - self.max_age_s
         with self._lock, self._connection:
+            expired = Counter(
+                {
+                    route: int(count)
+                    for route, count in self._connection.execute(
+                        "SELECT route, COUNT(*) FROM otel_feedback_spool "
+                        "WHERE owner = ? AND spooled_at < ? GROUP BY route",
+                        (self._owner, limit),
+                    )
+                }
+            )
+            self._connection.execute(
+                "DELETE FROM otel_feedback_spool WHERE owner = ? AND spooled_at < ?",
+                (self._owner, limit),
+            )
             self._rows = int(
                 self._connection.execute("SELECT COUNT(*) FROM otel_feedback_spool").fetchone()[0]
             )
-            return self._evict("spooled_at < ?", time.time() - self.max_age_s)
-
-    def _evict(self, where: str, argument: float) -> Counter[str]:
-        # Called with the lock held, inside a transaction.
-        evicted = Counter(
-            {
-                route: int(count)
-                for route, count in self._connection.execute(
-                    f"SELECT route, COUNT(*) FROM otel_feedback_spool WHERE {where} GROUP BY route",  # noqa: S608 - constant fragments
-                    (argument,),
-                )
-            }
-        )
-        delete = f"DELETE FROM otel_feedback_spool WHERE {where}"  # noqa: S608 - constant fragments
-        cursor = self._connection.execute(delete, (argument,))
-        self._rows -= max(cursor.rowcount, 0)
-        return evicted
+        return expired
 
     def remove(self, ids: Iterable[str], route: str) -> None:
         """``route`` is done with the records of these ids: delivered, or refused for good."""
@@ -184,8 +215,10 @@ class Spool:
             )
             self._rows -= max(cursor.rowcount, 0)
 
-    def oldest(self, route: str, limit: int) -> tuple[list[Feedback], list[str]]:
-        """Up to ``limit`` of this process's rows for ``route``, oldest first.
+    def oldest(
+        self, route: str, limit: int, *, after: int = 0
+    ) -> tuple[list[SpooledRecord], list[str]]:
+        """Up to ``limit`` of this process's rows for ``route`` past row ``after``, oldest first.
 
         Returns:
             The records, and the ids of rows that could not be read back (the caller
@@ -193,35 +226,56 @@ class Spool:
         """
         with self._lock:
             rows = self._connection.execute(
-                "SELECT id, body FROM otel_feedback_spool WHERE route = ? AND owner = ? "
-                "ORDER BY rowid LIMIT ?",
-                (route, self._owner, limit),
+                "SELECT rowid, id, body, spooled_at FROM otel_feedback_spool "
+                "WHERE route = ? AND owner = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                (route, self._owner, after, limit),
             ).fetchall()
         records, unreadable = [], []
-        for record_id, body in rows:
+        for rowid, record_id, body, spooled_at in rows:
             try:
-                records.append(Feedback.model_validate_json(body))
+                record = Feedback.model_validate_json(body)
             except ValueError:
                 unreadable.append(record_id)
+                continue
+            records.append(SpooledRecord(rowid, record, float(spooled_at)))
         return records, unreadable
 
-    def count(self, route: str | None = None) -> int:
-        """Rows in the file (all owners), for one route or all."""
+    def count(self, route: str) -> int:
+        """This process's rows for ``route``."""
         with self._lock:
-            if route is None:
-                row = self._connection.execute(
-                    "SELECT COUNT(*) FROM otel_feedback_spool"
-                ).fetchone()
-            else:
-                row = self._connection.execute(
-                    "SELECT COUNT(*) FROM otel_feedback_spool WHERE route = ?", (route,)
-                ).fetchone()
+            row = self._connection.execute(
+                "SELECT COUNT(*) FROM otel_feedback_spool WHERE route = ? AND owner = ?",
+                (route, self._owner),
+            ).fetchone()
         return int(row[0])
 
     def close(self) -> None:
         """Close the file."""
         with self._lock:
             self._connection.close()
+
+
+def _owner() -> str:
+    """This process, as the rows it writes name it: its pid and a token of this instance."""
+    return f"{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def _running(owner: str) -> bool:
+    """Whether the process that wrote rows as ``owner`` still runs (on this machine)."""
+    pid_text, _, _ = owner.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False  # rows of an older format: nobody owns them any more
+    if pid == os.getpid():
+        return False  # an earlier instance in this process, or a parent before a fork
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process, alive
+    return True
 
 
 def _describe(path: str, error: BaseException) -> str:
