@@ -161,7 +161,7 @@ def test_a_malformed_event_is_skipped_with_one_warning(
     messages = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
     assert len(messages) == 3
     assert any(a.ATTR_KEY in m for m in messages)
-    assert any(a.ATTR_VALUE in m and "JSON" in m for m in messages)
+    assert any(a.ATTR_VALUE in m for m in messages)
 
 
 class ExplodingExporter(FeedbackExporter):
@@ -194,7 +194,7 @@ def test_a_raising_exporter_never_reaches_the_app_nor_the_other_exporters(
     assert exploding.calls == 3
     assert len(healthy.get_finished_feedback()) == 3
     assert processor.dropped_records == 3
-    reason = "refused: the exporter raised RuntimeError: backend on fire"
+    reason = "refused: the exporter raised RuntimeError"
     assert processor.stats().dropped["ExplodingExporter"] == {reason: 3}
     # The first loss is logged at once, the next ones summed up (here: at shutdown).
     assert len([r for r in caplog.records if reason in r.getMessage()]) == 1

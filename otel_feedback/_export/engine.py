@@ -376,22 +376,25 @@ class Engine(Generic[Item]):
             except Exception as error:  # noqa: BLE001 - one bad item must not sink others
                 logger.debug("Skipped an unreadable feedback item", exc_info=True)
                 self._lost_before_routes(1, f"an unreadable feedback item ({type(error).__name__})")
-        on_disk = bool(records) and self._spool_put(records)
+        written = self._spool_put(records) if records else 0
         with self._lock:
             self._received += len(records)
             now = time.monotonic()
-            kept = [(r.name, self._offer(r, records, now, on_disk)) for r in self._routes]
-            if records and self._spool is not None and not on_disk:
+            for route in self._routes:
+                self._offer(route, records[:written], now, on_disk=True)
+            rest = records[written:]
+            kept = [(r.name, self._offer(r, rest, now, on_disk=False)) for r in self._routes]
+            if rest and self._spool is not None:
                 self._unwritten.append([(name, p) for name, p in kept if p is not None])
         self._maybe_expire()
 
-    def _spool_put(self, records: list[Feedback], routes: list[str] | None = None) -> bool:
-        """Write ``records`` to the spool for ``routes`` (default all); whether it took them."""
+    def _spool_put(self, records: list[Feedback], routes: list[str] | None = None) -> int:
+        """Write ``records`` to the spool for ``routes`` (default all); how many it took."""
         spool = self._spool
         if spool is None:
-            return False
+            return 0
         try:
-            spool.put(records, routes or [route.name for route in self._routes])
+            written = spool.put(records, routes or [route.name for route in self._routes])
         except SpoolFullError:
             if self._spool_ok:
                 logger.warning(
@@ -400,7 +403,7 @@ class Engine(Generic[Item]):
                     spool.max_records,
                 )
             self._spool_ok = False
-            return False
+            return 0
         except Exception:  # noqa: BLE001 - a failing disk must not stop the export
             if self._spool_ok:
                 logger.warning(
@@ -410,9 +413,15 @@ class Engine(Generic[Item]):
                     exc_info=True,
                 )
             self._spool_ok = False
-            return False
-        self._spool_ok = True
-        return True
+            return 0
+        was_ok, self._spool_ok = self._spool_ok, written == len(records)
+        if was_ok and not self._spool_ok:
+            logger.warning(
+                "The feedback spool %s is full (%d rows); new records wait in memory",
+                spool.path,
+                spool.max_records,
+            )
+        return written
 
     def _write_unwritten(self) -> None:
         """Write what the spool could not take before; those parcels are then on disk."""
@@ -426,8 +435,8 @@ class Engine(Generic[Item]):
             for name, parcel, records in group:
                 if parcel.on_disk or not records:
                     continue
-                if not self._spool_put(records, [name]):
-                    return
+                if self._spool_put(records, [name]) < len(records):
+                    return  # written again in full next time (rows are replaced, not doubled)
                 with self._lock:
                     parcel.on_disk = True
             with self._lock:

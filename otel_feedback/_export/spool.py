@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS otel_feedback_spool (
 )
 """
 _BUSY_TIMEOUT_S = 5.0
+_OPEN_RETRY_S = 2.0
 
 
 class SpoolError(Exception):
@@ -87,10 +88,23 @@ class Spool:
         self._lock = threading.Lock()
         self._owner = _owner()
         try:
-            self._connection = self._connect()
+            self._connection = self._connect_patiently()
             self._rows = self._count_rows()
         except (sqlite3.Error, OSError) as error:
             raise SpoolError(_describe(path, error)) from error
+
+    def _connect_patiently(self) -> sqlite3.Connection:
+        # Two processes opening a new file at once race to switch it to WAL, and sqlite
+        # answers "locked" at once rather than waiting: try again, briefly.
+        deadline = time.monotonic() + _OPEN_RETRY_S
+        while True:
+            try:
+                return self._connect()
+            except sqlite3.OperationalError as error:
+                locked = "locked" in str(error) or "busy" in str(error)
+                if not locked or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)  # another process holds the file for a moment
 
     def _connect(self) -> sqlite3.Connection:
         if os.path.isdir(self.path):
@@ -130,7 +144,7 @@ class Spool:
         """A fresh connection and owner, in a forked child (a connection must not cross a fork)."""
         self._lock = threading.Lock()
         self._owner = _owner()
-        self._connection = self._connect()
+        self._connection = self._connect_patiently()
 
     def take_over(self) -> Counter[str]:
         """Own the rows of processes that are no longer running; return them per route."""
@@ -159,22 +173,26 @@ class Spool:
                     )
         return taken
 
-    def put(self, records: Sequence[Feedback], routes: Sequence[str]) -> None:
-        """Keep ``records`` for each of ``routes``, in one transaction.
+    def put(self, records: Sequence[Feedback], routes: Sequence[str]) -> int:
+        """Keep ``records`` for each of ``routes``, in one transaction, as far as they fit.
+
+        Returns:
+            How many of ``records`` (from the first) were written.
 
         Raises:
-            SpoolFullError: the rows would pass ``max_records``; nothing was written.
+            SpoolFullError: not even the first record fits within ``max_records``.
         """
         now = time.time()
-        rows = [
-            (str(record.id), route, self._owner, now, body)
-            for record in records
-            for body in (record.model_dump_json(),)
-            for route in routes
-        ]
         with self._lock:
-            if self._rows + len(rows) > self.max_records:
+            fit = min(len(records), max(0, self.max_records - self._rows) // max(len(routes), 1))
+            if fit == 0 and records:
                 raise SpoolFullError(f"{self.path} holds {self._rows} of {self.max_records} rows")
+            rows = [
+                (str(record.id), route, self._owner, now, body)
+                for record in records[:fit]
+                for body in (record.model_dump_json(),)
+                for route in routes
+            ]
             with self._connection:
                 cursor = self._connection.executemany(
                     "INSERT OR REPLACE INTO otel_feedback_spool "
@@ -182,6 +200,7 @@ class Spool:
                     rows,
                 )
             self._rows += max(cursor.rowcount, 0)
+        return fit
 
     def expire(self) -> Counter[str]:
         """Delete this process's rows older than ``max_age_s``; return them per route."""
