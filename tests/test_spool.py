@@ -116,15 +116,15 @@ def test_records_wait_on_disk_for_every_exporter(tmp_path: Path) -> None:
     assert memory.get_finished_feedback() == (built,)
     assert _rows(spool_file) == 1  # one exporter still owes it
     provider.shutdown()
+    stats = processor.stats()
+    assert stats.exported == {"InMemoryFeedbackExporter": 1, "_Unreachable": 0}
+    assert stats.dropped == {"InMemoryFeedbackExporter": {}, "_Unreachable": {}}
+    assert stats.spooled == {"InMemoryFeedbackExporter": 0, "_Unreachable": 1}
     left = Spool(str(spool_file), max_records=10, max_age_s=60)
     assert left.take_over() == {"_Unreachable": 1}  # an earlier instance in this process
     rows, unreadable = left.oldest("_Unreachable", 10)
     assert [row.record for row in rows] == [built]
     assert unreadable == []
-    stats = processor.stats()
-    assert stats.exported == {"InMemoryFeedbackExporter": 1, "_Unreachable": 0}
-    assert stats.dropped == {"InMemoryFeedbackExporter": {}, "_Unreachable": {}}
-    assert stats.spooled == {"InMemoryFeedbackExporter": 0, "_Unreachable": 1}
 
 
 def test_the_spool_is_set_by_one_environment_variable(
