@@ -23,6 +23,13 @@ from pydantic import (
 )
 
 from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_COMMENT_CHARS,
+    MAX_JSON_CHARS,
+    MAX_KEY_CHARS,
+)
 
 __all__ = [
     "Feedback",
@@ -31,19 +38,8 @@ __all__ = [
     "FeedbackSource",
     "checked_feedback",
     "invalid_feedback",
+    "source_of_type",
 ]
-
-MAX_KEY_CHARS = 256
-"""Longest feedback key."""
-MAX_COMMENT_CHARS = 65_536
-"""Longest comment or string value."""
-MAX_JSON_CHARS = 262_144
-"""Largest value, correction, extra or source_info, as JSON text."""
-
-INT64_MIN = -(1 << 63)
-"""Smallest integer score (OTLP carries integers as int64)."""
-INT64_MAX = (1 << 63) - 1
-"""Largest integer score."""
 
 
 def _score(score: object) -> bool | int | float | None:
@@ -297,6 +293,20 @@ def checked_feedback(**values: Any) -> Feedback:
     _set(record, "__pydantic_extra__", None)
     _set(record, "__pydantic_private__", None)
     return record
+
+
+_SOURCES: dict[str, FeedbackSource] = {}
+_MAX_SOURCES = 64
+
+
+def source_of_type(source_type: str) -> FeedbackSource:
+    """The shared ``FeedbackSource`` of a checked type (the model is frozen), for plain records."""
+    source = _SOURCES.get(source_type)
+    if source is None:
+        source = FeedbackSource(type=source_type)
+        if len(_SOURCES) < _MAX_SOURCES:
+            _SOURCES[source_type] = source
+    return source
 
 
 def invalid_feedback(

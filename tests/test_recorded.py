@@ -18,7 +18,8 @@ from otel_feedback import (
     RecordedFeedback,
     record_feedback,
 )
-from otel_feedback._codec import encode, ns_from_datetime
+from otel_feedback._codec import encode
+from otel_feedback._ids import ns_from_datetime
 from tests.strategies import scores
 
 # What record_feedback takes without validating: exact str keys, bool/int/float scores,

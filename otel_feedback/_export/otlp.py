@@ -15,7 +15,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from otel_feedback._attributes import EVENT_NAME
-from otel_feedback._codec import encode, ns_from_datetime
+from otel_feedback._codec import encode
 from otel_feedback._environment import (
     PROTOCOL_GRPC,
     PROTOCOLS,
@@ -23,6 +23,7 @@ from otel_feedback._environment import (
     otlp_logs_protocol,
 )
 from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
+from otel_feedback._ids import ns_from_datetime
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
 

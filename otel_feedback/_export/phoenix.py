@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from otel_feedback import _environment as env
 from otel_feedback._export.base import FeedbackExporter, FeedbackExportResult
+from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
 
@@ -62,9 +63,9 @@ def annotation_of(record: Feedback) -> dict[str, Any]:
         "identifier": str(record.id),
     }
     if record.run_id is not None:
-        annotation["span_id"] = f"{record.run_id.int:016x}"
+        annotation["span_id"] = span_hex(record.run_id.int)
     elif record.trace_id is not None:
-        annotation["trace_id"] = f"{record.trace_id.int:032x}"
+        annotation["trace_id"] = trace_hex(record.trace_id.int)
     return annotation
 
 

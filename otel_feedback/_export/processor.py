@@ -8,8 +8,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable, Sequence
+from typing import cast
 
 from opentelemetry import context as context_api
 from opentelemetry import metrics, trace
@@ -17,35 +17,20 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from otel_feedback._attributes import ATTR_ID, EVENT_NAME
-from otel_feedback._codec import decode
+from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._export.base import FeedbackExporter
 from otel_feedback._export.delivery import Delivery
 from otel_feedback._export.spool import Spool
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
-from otel_feedback._recording.pending import PendingRecords, register, unregister
-from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register, unregister
 from otel_feedback._version import __version__
 
 __all__ = ["FeedbackSpanProcessor"]
 
-# Spans with feedback that may still be open at once, per processor (see _pending).
-_MAX_PENDING_SPANS = 4096
-
-
-class _EventOnly(NamedTuple):
-    """A feedback event whose record was not kept aside: decoded in the background."""
-
-    attributes: Mapping[str, Any]
-    timestamp: int
-    trace_id: int
-    span_id: int
-
-
-# Recorded here, read from an event, or sent again from the spool.
-_Item = RecordedFeedback | _EventOnly | Feedback
+# Read from a span, handed off by record_feedback, or sent again from the spool.
+_Item = FeedbackItem | Feedback
 
 
 class FeedbackSpanProcessor(SpanProcessor):
@@ -146,7 +131,6 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._batch_size = max_export_batch_size
         self._delay_s = schedule_delay_millis / 1000
         self._timeout_millis = export_timeout_millis
-        self._pending = PendingRecords(_MAX_PENDING_SPANS)
         self._dropped = 0
         self._dropped_lock = threading.Lock()  # drops are counted from any thread
         self._is_shutdown = False
@@ -174,7 +158,6 @@ class FeedbackSpanProcessor(SpanProcessor):
         self.force_flush()
 
     def _at_fork_reinit(self) -> None:
-        self._pending = PendingRecords(_MAX_PENDING_SPANS)
         for delivery in self._deliveries:
             delivery.forget()
         if self._spool is not None:
@@ -224,12 +207,9 @@ class FeedbackSpanProcessor(SpanProcessor):
         attributes = {"exporter": type(exporter).__name__}
         return lambda count: self._exported_counter.add(count, attributes)
 
-    def _keep_aside(self, trace_id: int, span_id: int, record: RecordedFeedback) -> None:
-        self._pending.add((trace_id, span_id), record)
-
-    def _submit(self, record: RecordedFeedback) -> None:
+    def _submit(self, item: FeedbackItem) -> None:
         if not self._is_shutdown:
-            self._enqueue([record])
+            self._enqueue([item])
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""
@@ -238,45 +218,11 @@ class FeedbackSpanProcessor(SpanProcessor):
         """Queue the feedback of ``span``. Runs on the application's thread: scan, hand off."""
         if self._is_shutdown:
             return
-        # The common case first, at the least cost: no events, and no record kept aside.
-        # (ReadableSpan.events would copy the list under a lock just to say it is empty.)
-        own_events = getattr(span, "_events", None)
-        if own_events is not None and not own_events and not self._pending.by_span:
-            return
-        span_context = span.context
-        if span_context is None:
-            return
-        kept = self._pending.pop(span_context.trace_id, span_context.span_id)
-        items: list[_Item] = list(kept) if kept else []
-        if (
-            kept
-            and own_events is not None
-            and len(own_events) == len(kept)
-            and not getattr(own_events, "dropped", 0)
-        ):
-            # Each record kept aside put one event on this span, and none was evicted: the
-            # span's events are exactly those records' events. Nothing else to look for.
-            self._enqueue(items)
-            return
-        kept_ids: set[str] | None = None
-        for event in span.events:
-            if event.name != EVENT_NAME:
-                continue
-            attributes = event.attributes or {}
-            if kept:
-                # The records kept aside are intact even if their events were evicted or
-                # truncated by span limits; only events they do not account for are added.
-                if kept_ids is None:
-                    kept_ids = {record._id_text for record in kept}  # noqa: SLF001
-                if attributes.get(ATTR_ID) in kept_ids:
-                    continue
-            items.append(
-                _EventOnly(attributes, event.timestamp, span_context.trace_id, span_context.span_id)
-            )
+        items = feedback_of(span)
         if items:
             self._enqueue(items)
 
-    def _enqueue(self, items: list[_Item]) -> None:
+    def _enqueue(self, items: Sequence[_Item]) -> None:
         # No lock on this path, which runs on the application's threads: deque.extend and
         # len are atomic, so threads racing here can overshoot the bound by their own few
         # items at most. The lock is taken only to wake the worker when a batch fills.
@@ -407,24 +353,16 @@ class FeedbackSpanProcessor(SpanProcessor):
 
 
 def _to_record(item: _Item) -> Feedback | None:
-    if isinstance(item, RecordedFeedback):
-        # Built here, off the application's thread, for feedback recorded with plain values.
-        return item.to_feedback()
     if isinstance(item, Feedback):
         return item
     try:
-        return decode(
-            item.attributes,
-            timestamp_ns=item.timestamp,
-            trace_id=item.trace_id,
-            span_id=item.span_id,
-        )
+        # Built here, off the application's thread.
+        return item.to_feedback()
     except InvalidFeedbackError as exc:
         warn_once(
             f"malformed-event:{exc.field}",
-            "Skipped a malformed %s event on span %016x: %s",
+            "Skipped a malformed %s event: %s",
             EVENT_NAME,
-            item.span_id,
             exc,
         )
         return None

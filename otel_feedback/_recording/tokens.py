@@ -5,20 +5,35 @@ byte, the 16-byte trace id, the 8-byte span id (zero: the whole trace), the expi
 Unix seconds and the allowed key in UTF-8 (empty: any key), and the tag is the first 16 bytes
 of HMAC-SHA256(secret, payload). Any process that shares the secret can mint and check them;
 no server keeps state.
+
+Decoding is strict: only the URL-safe alphabet, and only the one canonical text of the bytes
+(a decoder that skipped other characters would let a token with characters inserted into it
+verify). ``itsdangerous`` is not used for this reason: its decoder drops characters outside
+the alphabet and non-ASCII ones, so a garbled token verifies; its payloads are JSON (tokens
+twice as long); and its expiry is chosen by the verifier, where ours is carried by the token.
+Verification tries the current secret, then each fallback (a rotation); signing uses the
+current one only.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
+import math
+import re
 import struct
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
-from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
+from otel_feedback._environment import (
+    OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+    token_secret,
+    token_secret_fallbacks,
+)
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
 from otel_feedback._ids import IdLike
 from otel_feedback._recording.record import record_feedback
@@ -32,6 +47,9 @@ _HEAD = struct.Struct(">B16s8sQ")
 _TAG_BYTES = 16
 _MIN_SECRET_BYTES = 16
 _MAX_KEY_BYTES = 256
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+# One token, one feedback id per key: a resubmission updates the same feedback.
+_TOKEN_FEEDBACK_IDS = uuid5(NAMESPACE_URL, "https://opentelemetry.io/otel-feedback/token")
 # The clock, as a name the tests can replace.
 _now = time.time
 
@@ -61,7 +79,8 @@ def create_feedback_token(
         trace_id: the run's trace (instead of ``span``); alone, the whole trace.
         run_id: the run's span within ``trace_id``.
         key: the only feedback key the token allows; ``None`` allows any.
-        expires_in: how long the token is valid.
+        expires_in: how long the token is valid (at least a second; rounded up to whole
+            seconds).
         secret: the signing secret (16 bytes or more); default
             ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
 
@@ -78,12 +97,13 @@ def create_feedback_token(
     if not isinstance(target, Remote):
         context = target.get_span_context()
         target = Remote(context.trace_id, context.span_id, context.trace_flags.sampled)
-    if not isinstance(expires_in, timedelta) or expires_in <= timedelta(0):
+    if not isinstance(expires_in, timedelta) or expires_in < timedelta(seconds=1):
         raise InvalidFeedbackError(
-            "expires_in", f"must be a positive timedelta, got {expires_in!r}"
+            "expires_in", f"must be a timedelta of a second or more, got {expires_in!r}"
         )
     key_bytes = b"" if key is None else _key_bytes(key)
-    expires = int(_now() + expires_in.total_seconds())
+    # Rounded up: the token is valid for at least expires_in.
+    expires = math.ceil(_now() + expires_in.total_seconds())
     payload = _HEAD.pack(
         _VERSION,
         target.trace_id.to_bytes(16, "big"),
@@ -103,12 +123,15 @@ def record_feedback_from_token(
     comment: str | None = None,
     correction: dict[str, Any] | str | None = None,
     secret: str | bytes | None = None,
+    fallback_secrets: Sequence[str | bytes] | None = None,
 ) -> RecordedFeedback | None:
     """Record an end user's feedback on the run a token was minted for.
 
     The token is checked (signature in constant time, then expiry and key) before anything
     is recorded; the feedback then goes to its run like ``record_feedback(trace_id=...,
-    run_id=...)``, with ``feedback_source.type`` ``"app"``.
+    run_id=...)``, with ``feedback_source.type`` ``"app"``. One token gives one feedback id
+    (per key): a resubmission with the same token updates that feedback in receivers that
+    de-duplicate on the id, instead of adding another.
 
     Example::
 
@@ -122,6 +145,8 @@ def record_feedback_from_token(
         comment: as for ``record_feedback``.
         correction: as for ``record_feedback``.
         secret: the verifying secret; default ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
+        fallback_secrets: earlier secrets that still verify (a rotation); default
+            ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS``.
 
     Returns:
         As for ``record_feedback``; ``None`` when nothing is recorded (``OTEL_SDK_DISABLED``).
@@ -131,7 +156,10 @@ def record_feedback_from_token(
             another secret, or expired; the key is not the one it allows; no secret.
         InvalidFeedbackError: bad feedback values, as for ``record_feedback``.
     """
-    trace_id, span_id, allowed_key = _verify(token, _secret(secret))
+    keys = [_secret(secret)]
+    fallbacks = token_secret_fallbacks() if fallback_secrets is None else fallback_secrets
+    keys.extend(_secret(fallback, name="fallback_secrets") for fallback in fallbacks)
+    trace_id, span_id, allowed_key = _verify(token, keys)
     if allowed_key is not None and key is not None and key != allowed_key:
         raise FeedbackTokenError("key", f"the token allows only the key {allowed_key!r}")
     chosen = key if key is not None else allowed_key
@@ -144,23 +172,22 @@ def record_feedback_from_token(
         comment=comment,
         correction=correction,
         feedback_source_type="app",
+        feedback_id=uuid5(_TOKEN_FEEDBACK_IDS, f"{token}\n{chosen}"),
         trace_id=trace_id,
         run_id=span_id or None,
     )
 
 
-def _verify(token: object, signing_key: bytes) -> tuple[int, int, str | None]:
-    if not isinstance(token, str) or not token.isascii():
-        raise FeedbackTokenError("token", "must be a string of URL-safe base64")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise FeedbackTokenError("token", "garbled: not URL-safe base64") from None
+def _verify(token: object, signing_keys: list[bytes]) -> tuple[int, int, str | None]:
+    if not isinstance(token, str) or not _URL_SAFE.fullmatch(token):
+        raise FeedbackTokenError("token", "must be a string of URL-safe base64 characters")
+    raw = _decoded(token)
     if len(raw) < _HEAD.size + _TAG_BYTES:
         raise FeedbackTokenError("token", "truncated or garbled: too short")
     payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
-    # The signature is checked before any field is trusted, in constant time.
-    if not hmac.compare_digest(tag, _tag(signing_key, payload)):
+    # The signature is checked before any field is trusted, in constant time, against the
+    # current secret and then each fallback.
+    if not any(hmac.compare_digest(tag, _tag(key, payload)) for key in signing_keys):
         raise FeedbackTokenError(
             "token", "signature does not match: tampered with, truncated, or another secret"
         )
@@ -171,33 +198,47 @@ def _verify(token: object, signing_key: bytes) -> tuple[int, int, str | None]:
         when = datetime.fromtimestamp(expires, tz=timezone.utc).isoformat()
         raise FeedbackTokenError("token", f"expired at {when}")
     key_bytes = payload[_HEAD.size :]
-    return (
-        int.from_bytes(trace_bytes, "big"),
-        int.from_bytes(span_bytes, "big"),
-        key_bytes.decode() if key_bytes else None,
-    )
+    try:
+        allowed_key = key_bytes.decode() if key_bytes else None
+    except UnicodeDecodeError:
+        raise FeedbackTokenError("token", "its key is not UTF-8") from None
+    return int.from_bytes(trace_bytes, "big"), int.from_bytes(span_bytes, "big"), allowed_key
+
+
+def _decoded(token: str) -> bytes:
+    """The bytes of ``token``, which must be their one canonical unpadded URL-safe text."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        raise FeedbackTokenError("token", "garbled: not URL-safe base64") from None
+    # Exact length and no stray bits: the token must be exactly what signing wrote.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
+        raise FeedbackTokenError("token", "garbled: not the exact text a token is")
+    return raw
 
 
 def _tag(signing_key: bytes, payload: bytes) -> bytes:
     return hmac.new(signing_key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
 
 
-def _secret(secret: str | bytes | None) -> bytes:
+def _secret(secret: str | bytes | None, *, name: str = "secret") -> bytes:
     # The secret itself never enters a message: only its name and its length do.
     if secret is None:
-        from_env = token_secret()
-        if from_env is None:
+        secret = token_secret()
+        if secret is None:
             raise FeedbackTokenError(
-                "secret", f"no secret: pass secret= or set {OTEL_PYTHON_FEEDBACK_TOKEN_SECRET}"
+                name, f"no secret: pass secret= or set {OTEL_PYTHON_FEEDBACK_TOKEN_SECRET}"
             )
-        secret = from_env
     if isinstance(secret, str):
-        secret = secret.encode()
+        try:
+            secret = secret.encode()
+        except UnicodeEncodeError:
+            raise FeedbackTokenError(name, "cannot be encoded as UTF-8") from None
     if not isinstance(secret, bytes):
-        raise FeedbackTokenError("secret", "must be str or bytes")
+        raise FeedbackTokenError(name, "must be str or bytes")
     if len(secret) < _MIN_SECRET_BYTES:
         raise FeedbackTokenError(
-            "secret", f"too short: {len(secret)} bytes, at least {_MIN_SECRET_BYTES} needed"
+            name, f"too short: {len(secret)} bytes, at least {_MIN_SECRET_BYTES} needed"
         )
     return secret
 
@@ -205,7 +246,10 @@ def _secret(secret: str | bytes | None) -> bytes:
 def _key_bytes(key: object) -> bytes:
     if not isinstance(key, str) or not key:
         raise InvalidFeedbackError("key", f"must be a non-empty string, got {key!r}")
-    encoded = key.encode()
+    try:
+        encoded = key.encode()
+    except UnicodeEncodeError:
+        raise InvalidFeedbackError("key", "cannot be encoded as UTF-8 (a lone surrogate)") from None
     if len(encoded) > _MAX_KEY_BYTES:
         raise InvalidFeedbackError("key", f"too long for a token: at most {_MAX_KEY_BYTES} bytes")
     return encoded
