@@ -21,9 +21,11 @@ PUBLIC = [
     "OTLPFeedbackExporter",
     "PhoenixFeedbackExporter",
     "RecordedFeedback",
+    "RunHandle",
     "__version__",
     "configure",
     "create_feedback_token",
+    "current_run",
     "record_feedback",
     "record_feedback_from_token",
 ]

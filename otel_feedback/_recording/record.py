@@ -193,7 +193,9 @@ def record_feedback(
                     "comparative_experiment_id": comparative_experiment_id,
                     "feedback_group_id": feedback_group_id,
                     "extra": extra,
-                    "feedback_config": feedback_config,
+                    "feedback_config": _as_dict(feedback_config, "feedback_config")
+                    if isinstance(feedback_config, Mapping)
+                    else feedback_config,
                     "error": error,
                     "start_time": start_time,
                 }
@@ -338,12 +340,7 @@ def _source(
             raise InvalidFeedbackError(
                 "source_info", f"must be a mapping, got {type(source_info).__name__}"
             )
-        try:
-            metadata = dict(source_info)
-        except Exception as exc:  # noqa: BLE001 - any Mapping may raise anything
-            raise InvalidFeedbackError(
-                "source_info", f"could not be read as a mapping ({type(exc).__name__}: {exc})"
-            ) from None
+        metadata = _as_dict(source_info, "source_info")
     if source_run_id is not None:
         run_id = as_uuid(source_run_id, "source_run_id")
         metadata = metadata or {}
@@ -353,3 +350,13 @@ def _source(
             "feedback_source_type", f"must be a non-empty string, got {source_type!r}"
         )
     return {"type": source_type, "metadata": metadata, "user_id": user_id}
+
+
+def _as_dict(mapping: Mapping[str, Any], argument: str) -> dict[str, Any]:
+    """A plain dict of a caller's Mapping, whose methods may raise anything."""
+    try:
+        return dict(mapping)
+    except Exception as exc:  # noqa: BLE001 - any Mapping may raise anything
+        raise InvalidFeedbackError(
+            argument, f"could not be read as a mapping ({type(exc).__name__}: {exc})"
+        ) from None
