@@ -25,6 +25,7 @@ __all__ = [
     "ns_from_datetime",
     "parse_span_id",
     "parse_trace_id",
+    "parse_traceparent",
     "random_uuid4",
     "random_uuid4_int",
     "span_hex",
@@ -34,11 +35,13 @@ __all__ = [
     "uuid_from_trace_id",
     "uuid_of_int",
     "uuid_text",
+    "whole_trace_parent",
 ]
 
 _MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -194,3 +197,34 @@ def ns_from_datetime(value: datetime) -> int:
 def datetime_from_ns(value: int) -> datetime:
     """The UTC datetime of a nanosecond timestamp, truncated to microseconds."""
     return _EPOCH + timedelta(microseconds=value // 1000)
+
+
+def parse_traceparent(value: object, field: str) -> tuple[int, int, bool]:
+    """The trace id, span id and sampled flag of a W3C ``traceparent`` header value.
+
+    Raises:
+        InvalidFeedbackError: naming ``field``, for anything but a valid traceparent.
+    """
+    if not isinstance(value, str):
+        raise InvalidFeedbackError(field, f"must be a string, got {type(value).__name__}")
+    match = _TRACEPARENT.fullmatch(value.strip())
+    if match is None:
+        raise InvalidFeedbackError(
+            field, f"not a W3C traceparent (version-traceid-spanid-flags): {value!r}"
+        )
+    version, trace_digits, span_digits, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        raise InvalidFeedbackError(field, f"unsupported version or format: {value!r}")
+    trace_id, span_id = int(trace_digits, 16), int(span_digits, 16)
+    if not trace_id or not span_id:
+        raise InvalidFeedbackError(field, "must not have an all-zero trace or span id")
+    return trace_id, span_id, bool(int(flags, 16) & 1)
+
+
+def whole_trace_parent(trace_id: int) -> int:
+    """The parent span id that stands for a whole trace: derived, stable, never zero.
+
+    OpenTelemetry cannot start a span in an existing trace without a parent span: feedback
+    on a whole trace sits under this stand-in, the low 64 bits of the trace id.
+    """
+    return (trace_id & _MAX_SPAN_ID) or 1

@@ -16,7 +16,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 
 from otel_feedback import _attributes as a
 from otel_feedback._environment import follow_trace_sampling, sdk_disabled
-from otel_feedback._ids import span_hex, trace_hex
+from otel_feedback._ids import span_hex, trace_hex, whole_trace_parent
 from otel_feedback._log import logger, warn_once
 from otel_feedback._recording.handoff import direct_sinks, hand_off, sinks_of_span
 from otel_feedback._recording.recorded import RecordedFeedback
@@ -26,7 +26,6 @@ from otel_feedback._version import __version__
 
 __all__ = ["deliver_remote"]
 
-_SPAN_ID_MASK = (1 << 64) - 1
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _tracer_of: tuple[object, trace.Tracer] | None = None
 
@@ -65,11 +64,6 @@ def deliver_remote(
         return None
     hand_off(sinks, record)
     return record
-
-
-def whole_trace_parent(trace_id: int) -> int:
-    """The parent span id that stands for a whole trace: derived, stable, never zero."""
-    return (trace_id & _SPAN_ID_MASK) or 1
 
 
 def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:

@@ -25,7 +25,7 @@ import re
 import struct
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
@@ -35,7 +35,7 @@ from otel_feedback._environment import (
     token_secret_fallbacks,
 )
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
-from otel_feedback._ids import IdLike
+from otel_feedback._ids import IdLike, datetime_from_ns
 from otel_feedback._recording.record import record_feedback
 from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._recording.target import Remote, SpanLike, resolve_target
@@ -195,7 +195,7 @@ def _verify(token: object, signing_keys: list[bytes]) -> tuple[int, int, str | N
     if version != _VERSION:
         raise FeedbackTokenError("token", f"unknown token version {version}")
     if _now() >= expires:
-        when = datetime.fromtimestamp(expires, tz=timezone.utc).isoformat()
+        when = datetime_from_ns(expires * 1_000_000_000).isoformat()
         raise FeedbackTokenError("token", f"expired at {when}")
     key_bytes = payload[_HEAD.size :]
     try:
