@@ -74,9 +74,13 @@ def processors_of_span(span: object) -> tuple[object, ...]:
     return _processors_of(getattr(span, "_span_processor", None))
 
 
-def processors_of_provider(provider: object) -> tuple[object, ...]:
-    """The span processors added to ``provider`` (``_active_span_processor``, as above)."""
-    return _processors_of(getattr(provider, "_active_span_processor", None))
+def processors_of_provider(provider: object) -> tuple[object, ...] | None:
+    """The span processors added to ``provider``; None when it is not the SDK's.
+
+    Assumes an SDK ``TracerProvider`` keeps them in ``_active_span_processor``, as above.
+    """
+    active = getattr(provider, "_active_span_processor", None)
+    return None if active is None else _processors_of(active)
 
 
 def _processors_of(active: object) -> tuple[object, ...]:
@@ -126,7 +130,9 @@ def watch_evictions(span: Any, reporter: Callable[[Any], Callable[[Any], None]])
         return
     on_evict = reporter(span)
     with events._lock:  # noqa: SLF001
-        events._dq = EvictionWatch(events._dq, events._dq.maxlen, on_evict)  # noqa: SLF001
+        current = events._dq  # noqa: SLF001 - again, now that no other thread can swap it
+        if current.__class__ is not EvictionWatch:
+            events._dq = EvictionWatch(current, current.maxlen, on_evict)  # noqa: SLF001
 
 
 class CarryingEvent(Event):

@@ -7,6 +7,7 @@ from collections import deque
 from types import MappingProxyType
 from typing import Any, cast
 
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -83,6 +84,7 @@ def test_a_span_reports_to_its_own_providers_processors() -> None:
     assert processors_of_provider(provider) == (first, second)
     assert processors_of_provider(other) == (elsewhere,)
     assert processors_of_span(object()) == ()
+    assert processors_of_provider(trace.NoOpTracerProvider()) is None
 
 
 def test_evictions_are_reported_and_the_sdk_still_counts_them() -> None:

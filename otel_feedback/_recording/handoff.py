@@ -152,7 +152,7 @@ def sinks_of_span(span: object) -> list[FeedbackSink]:
 
 def sinks_of_provider(provider: object) -> list[FeedbackSink]:
     """The FeedbackSpanProcessors added to ``provider``."""
-    return [p for p in processors_of_provider(provider) if p in _sinks]  # type: ignore[misc]
+    return [p for p in processors_of_provider(provider) or () if p in _sinks]  # type: ignore[misc]
 
 
 def direct_sinks() -> list[FeedbackSink]:
@@ -163,10 +163,10 @@ def direct_sinks() -> list[FeedbackSink]:
     """
     from opentelemetry import trace  # noqa: PLC0415 - already imported by the SDK
 
-    provider = trace.get_tracer_provider()
-    if hasattr(provider, "_active_span_processor"):
-        return sinks_of_provider(provider)
-    return list(_sinks)
+    processors = processors_of_provider(trace.get_tracer_provider())
+    if processors is None:
+        return list(_sinks)
+    return [p for p in processors if p in _sinks]  # type: ignore[misc]
 
 
 def hand_off(sinks: Sequence[FeedbackSink], item: FeedbackItem) -> None:
