@@ -18,6 +18,7 @@ the processors' bounded queue, where anything that does not fit is counted as dr
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -133,16 +134,19 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
 # The FeedbackSpanProcessors alive in this process. Only used to tell them apart from other
 # span processors of a provider: feedback is never broadcast to all of them.
 _sinks: weakref.WeakSet[Any] = weakref.WeakSet()
+_sinks_lock = threading.Lock()  # for changes and copies; a membership test needs none
 
 
 def register(sink: FeedbackSink) -> None:
     """Make ``sink`` one that :func:`sinks_of_span` and :func:`sinks_of_provider` find."""
-    _sinks.add(sink)
+    with _sinks_lock:
+        _sinks.add(sink)
 
 
 def unregister(sink: FeedbackSink) -> None:
     """Stop finding ``sink`` (it shut down)."""
-    _sinks.discard(sink)
+    with _sinks_lock:
+        _sinks.discard(sink)
 
 
 def sinks_of_span(span: object) -> list[FeedbackSink]:
@@ -165,7 +169,8 @@ def direct_sinks() -> list[FeedbackSink]:
 
     processors = processors_of_provider(trace.get_tracer_provider())
     if processors is None:
-        return list(_sinks)
+        with _sinks_lock:
+            return list(_sinks)
     return [p for p in processors if p in _sinks]  # type: ignore[misc]
 
 
