@@ -63,8 +63,12 @@ def _plain_number(value: object) -> bool | int | float:
         if value.__class__ in _PLAIN_NUMBERS:
             return value
         item = getattr(value, "item", None)
-        if callable(item) and value.__class__.__module__ == "numpy":
-            value = item()  # a numpy scalar's own Python value
+        if (
+            callable(item)
+            and value.__class__.__module__ == "numpy"
+            and getattr(value, "ndim", None) == 0
+        ):
+            value = item()  # a numpy scalar's own Python value (not an array's)
             if value.__class__ in _PLAIN_NUMBERS:
                 return value
         if isinstance(value, bool):

@@ -71,6 +71,12 @@ def test_strings_nan_and_infinities_are_refused(score: object) -> None:
     _refused("score", score=score)
 
 
+@pytest.mark.parametrize("argument", ["score", "value"])
+def test_arrays_are_not_numbers(argument: str) -> None:
+    _refused(argument, **{argument: np.array([1.0])})
+    _refused(argument, **{argument: np.array([1, 2])})
+
+
 def test_huge_integers_are_refused_by_name() -> None:
     assert "64-bit" in _refused("score", score=10**5000)
     assert "64-bit" in _refused("value", value=10**5000)
