@@ -1,13 +1,23 @@
-"""Per-call cost of record_feedback next to its floors, measured in one run.
+"""What record_feedback costs the application's thread, span start to span end, next to floors.
 
-On a live span the floor is a bare span.add_event with the same attributes; after the run it is
-a child span of a remote parent carrying one such event. A third pair shows what the
-FeedbackSpanProcessor adds to spans that carry no feedback.
+Each measure times whole spans, so that what the FeedbackSpanProcessor does in ``on_end`` on
+the application's thread is counted:
 
-    python benchmarks/record_cost.py [--calls N] [--repeats R]
+- live feedback: a span started, ``--per-span`` calls of record_feedback, the span ended;
+  its floor is the same span with bare ``span.add_event`` calls of the same attributes, on a
+  provider without the processor;
+- late feedback: record_feedback about an ended span (a carrier span); its floor is a child
+  span of a remote parent with one such event, on a provider without the processor;
+- spans with no feedback: start and end with the FeedbackSpanProcessor, next to the same with
+  a SpanProcessor that does nothing.
 
-Prints medians over R repeats of N calls each, and the ratios. The machines are shared and
-noisy: compare the ratios, which are taken within one run, not absolute figures across runs.
+    python benchmarks/record_cost.py [--spans N] [--per-span K] [--repeats R]
+
+Two clocks: the application thread's own CPU time (``time.thread_time_ns``), which is what
+recording costs the caller, and wall time, which also holds what the processor's background
+thread takes from the application while it holds the GIL to build and export the records.
+The measures take turns within every repeat, so the shared machine's noise falls on all of
+them alike; the medians and their ratios are printed. Compare ratios, not absolute figures.
 """
 
 from __future__ import annotations
@@ -28,77 +38,73 @@ from otel_feedback._codec import encode
 ARGUMENTS = {"score": 1, "value": "good", "comment": "matches the reference answer"}
 
 
-def interleaved_medians(runs: list[Callable[[int], int]], calls: int, repeats: int) -> list[float]:
-    """Per-call medians (us) of each run, the runs taking turns in every repeat.
+Clock = Callable[[], int]
+Run = Callable[[Clock], float]
 
-    Taking turns spreads the shared machine's noise over all runs alike, so that the ratios
-    between them hold even when the absolute figures wander.
-    """
-    samples: list[list[float]] = [[] for _ in runs]
+
+def interleaved_medians(runs: list[Run], repeats: int) -> list[tuple[float, float]]:
+    """Each run's medians by (thread CPU, wall) clock, the runs taking turns in every repeat."""
+    samples: list[list[tuple[float, float]]] = [[] for _ in runs]
     for _ in range(repeats):
         for run, kept in zip(runs, samples, strict=True):
-            kept.append(run(calls) / calls / 1000)
-    return [statistics.median(kept) for kept in samples]
+            kept.append((run(time.thread_time_ns), run(time.perf_counter_ns)))
+    return [
+        (statistics.median(s[0] for s in kept), statistics.median(s[1] for s in kept))
+        for kept in samples
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--spans", type=int, default=200, help="spans per timed run")
+    parser.add_argument("--per-span", type=int, default=50, help="live feedback calls per span")
+    parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args()
+    spans_per_run: int = args.spans
+    per_span: int = args.per_span
 
     exporter = InMemoryFeedbackExporter()
     plain = TracerProvider()
     with_feedback = TracerProvider()
-    processor = FeedbackSpanProcessor(exporter, max_queue_size=1_000_000)
+    processor = FeedbackSpanProcessor(exporter, max_queue_size=10_000_000)
     with_feedback.add_span_processor(processor)
+    with_noop = TracerProvider()
+    with_noop.add_span_processor(SpanProcessor())
+    trace.set_tracer_provider(with_feedback)  # carrier spans come from the global provider
 
-    # The floor: the same attributes record_feedback writes, added as a bare event.
+    # The floor's attributes: exactly those record_feedback writes on its event.
     with with_feedback.get_tracer("b").start_as_current_span("sample"):
         sample = record_feedback("correctness", **ARGUMENTS)  # type: ignore[arg-type]
     assert sample is not None
     attributes = encode(sample.to_feedback())
 
-    # Each run times only its calls: ending the span and flushing happen off the clock.
-    def bare_add_event(calls: int) -> int:
-        with plain.get_tracer("b").start_as_current_span("s") as span:
-            started = time.perf_counter_ns()
-            for _ in range(calls):
-                span.add_event(EVENT_NAME, attributes)
-            return time.perf_counter_ns() - started
-
-    def feedback(calls: int) -> int:
-        with with_feedback.get_tracer("b").start_as_current_span("s"):
-            started = time.perf_counter_ns()
-            for _ in range(calls):
-                record_feedback("correctness", **ARGUMENTS)  # type: ignore[arg-type]
-            elapsed = time.perf_counter_ns() - started
+    def settle() -> None:
+        # Off the clock: the background export of what the timed run produced.
         processor.force_flush()
         exporter.clear()
+
+    plain_tracer = plain.get_tracer("b")
+    feedback_tracer = with_feedback.get_tracer("b")
+
+    def live_floor(clock: Clock) -> float:
+        started = clock()
+        for _ in range(spans_per_run):
+            with plain_tracer.start_as_current_span("s") as span:
+                for _ in range(per_span):
+                    span.add_event(EVENT_NAME, attributes)
+        return (clock() - started) / (spans_per_run * per_span) / 1000
+
+    def live_feedback(clock: Clock) -> float:
+        started = clock()
+        for _ in range(spans_per_run):
+            with feedback_tracer.start_as_current_span("s"):
+                for _ in range(per_span):
+                    record_feedback("correctness", **ARGUMENTS)  # type: ignore[arg-type]
+        elapsed = (clock() - started) / (spans_per_run * per_span) / 1000
+        settle()
         return elapsed
 
-    def spans(provider: TracerProvider) -> Callable[[int], int]:
-        tracer = provider.get_tracer("b")
-
-        def run(calls: int) -> int:
-            started = time.perf_counter_ns()
-            for _ in range(calls):
-                with tracer.start_as_current_span("s"):
-                    pass
-            return time.perf_counter_ns() - started
-
-        return run
-
-    # What any span processor costs, doing nothing: the part of the processor's overhead
-    # that is the SDK calling it (on_start, _on_ending, on_end) for every span.
-    with_noop = TracerProvider()
-    with_noop.add_span_processor(SpanProcessor())
-    spans_without, spans_with, spans_noop = spans(plain), spans(with_feedback), spans(with_noop)
-
-    # After the run: the floor is what a carrier is, a child span of a remote parent with
-    # one event carrying the same attributes.
-    trace.set_tracer_provider(with_feedback)
-    with with_feedback.get_tracer("b").start_as_current_span("ended") as ended:
+    with feedback_tracer.start_as_current_span("ended") as ended:
         pass
     judged = ended.get_span_context()
     remote_parent = trace.set_span_in_context(
@@ -106,66 +112,67 @@ def main() -> None:
             SpanContext(judged.trace_id, judged.span_id, True, TraceFlags(TraceFlags.SAMPLED))
         )
     )
+    late_calls = spans_per_run * 5
 
-    def bare_carrier(calls: int) -> int:
-        tracer = with_feedback.get_tracer("b")
-        started = time.perf_counter_ns()
-        for _ in range(calls):
-            span = tracer.start_span("feedback correctness", context=remote_parent)
+    def late_floor(clock: Clock) -> float:
+        started = clock()
+        for _ in range(late_calls):
+            span = plain_tracer.start_span("feedback correctness", context=remote_parent)
             span.add_event(EVENT_NAME, attributes)
             span.end()
-        elapsed = time.perf_counter_ns() - started
-        processor.force_flush()
-        exporter.clear()
+        return (clock() - started) / late_calls / 1000
+
+    def late_feedback(clock: Clock) -> float:
+        started = clock()
+        for _ in range(late_calls):
+            record_feedback("correctness", span=ended, **ARGUMENTS)  # type: ignore[arg-type]
+        elapsed = (clock() - started) / late_calls / 1000
+        settle()
         return elapsed
 
-    def feedback_after(calls: int) -> int:
-        started = time.perf_counter_ns()
-        for _ in range(calls):
-            record_feedback("correctness", span=ended, **ARGUMENTS)  # type: ignore[arg-type]
-        elapsed = time.perf_counter_ns() - started
-        processor.force_flush()
-        exporter.clear()
-        return elapsed
+    span_calls = spans_per_run * 20
+
+    def spans_of(provider: TracerProvider) -> Run:
+        tracer = provider.get_tracer("b")
+
+        def run(clock: Clock) -> float:
+            started = clock()
+            for _ in range(span_calls):
+                with tracer.start_as_current_span("s"):
+                    pass
+            return (clock() - started) / span_calls / 1000
+
+        return run
 
     runs = [
-        bare_add_event,
-        feedback,
-        spans_without,
-        spans_with,
-        spans_noop,
-        bare_carrier,
-        feedback_after,
+        live_floor,
+        live_feedback,
+        late_floor,
+        late_feedback,
+        spans_of(with_noop),
+        spans_of(with_feedback),
     ]
     for run in runs:
-        run(200)  # warm up
-    floor, ours, bare_spans, processed_spans, noop_spans, carrier_floor, after = (
-        interleaved_medians(runs, args.calls, args.repeats)
-    )
+        run(time.perf_counter_ns)  # warm up
+    live0, live1, late0, late1, noop, ours = interleaved_medians(runs, args.repeats)
 
     rows = [
-        (f"span.add_event, the same {len(attributes)} attributes (floor)", floor, 1.0),
-        ("record_feedback on a live span", ours, ours / floor),
-        ("span start+end, no FeedbackSpanProcessor", bare_spans, 1.0),
         (
-            "span start+end, with FeedbackSpanProcessor",
-            processed_spans,
-            processed_spans / bare_spans,
+            f"span with {per_span} bare add_event, {len(attributes)} attributes (floor)",
+            live0,
+            live0,
         ),
-        (
-            "span start+end, with a SpanProcessor that does nothing",
-            noop_spans,
-            noop_spans / bare_spans,
-        ),
-        ("child of a remote parent + 1 event (floor)", carrier_floor, 1.0),
-        ("record_feedback after the run (carrier span)", after, after / carrier_floor),
+        (f"span with {per_span} record_feedback, on_end included", live1, live0),
+        ("child of a remote parent + 1 event (floor)", late0, late0),
+        ("record_feedback after the run (carrier span)", late1, late0),
+        ("span start+end, a SpanProcessor that does nothing (floor)", noop, noop),
+        ("span start+end, FeedbackSpanProcessor, no feedback", ours, noop),
     ]
-    print(f"{'measure (median per call)':<56}{'us':>9}{'ratio':>8}")
-    for label, micros, ratio in rows:
-        print(f"{label:<56}{micros:>9.2f}{ratio:>8.2f}")
-    with_feedback.shutdown()
-    with_noop.shutdown()
-    plain.shutdown()
+    print(f"{'median, us per feedback or per span':<60}{'thread CPU':>17}{'wall':>17}")
+    for label, (cpu, wall), (cpu0, wall0) in rows:
+        print(f"{label:<60}{cpu:>9.2f} {cpu / cpu0:>6.2f}x{wall:>9.2f} {wall / wall0:>6.2f}x")
+    for provider in (with_feedback, with_noop, plain):
+        provider.shutdown()
 
 
 if __name__ == "__main__":

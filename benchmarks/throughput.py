@@ -36,7 +36,6 @@ from otel_feedback import (
     OTLPFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._recording.pending import PendingRecords
 
 RECEIVER = """
 import sys, threading
@@ -69,12 +68,7 @@ class Counting(FeedbackExporter):
 
 
 def ended_spans(processor: FeedbackSpanProcessor, count: int) -> list[ReadableSpan]:
-    """Spans with one record each, ended; the processor has kept their records aside.
-
-    In an application a span ends soon after its feedback; here all of them stay open to
-    the processor until the clock starts, so it is told to keep that many aside.
-    """
-    processor._pending = PendingRecords(count)  # noqa: SLF001
+    """Spans with one record each, ended, for ``processor`` to take in its ``on_end``."""
     provider = TracerProvider()
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))

@@ -1,6 +1,6 @@
 """End users rate answers through signed feedback tokens: a web app on the standard library.
 
-    GET  /ask?q=...   answers inside a span; returns {"answer", "feedback_token"}
+    GET  /ask?q=...   answers inside a span; returns {"answer", "run", "feedback_token"}
     POST /feedback    takes {"token", "score", "comment"}; records it on the answer's run
 
 The browser only ever holds a token for one run and one key; forged, altered or expired
@@ -32,7 +32,7 @@ import otel_feedback
 from otel_feedback import (
     FeedbackTokenError,
     InvalidFeedbackError,
-    create_feedback_token,
+    current_run,
     record_feedback_from_token,
 )
 
@@ -45,8 +45,12 @@ def answer(question: str) -> dict[str, Any]:
     with tracer.start_as_current_span("answer") as span:
         span.set_attribute("question", question)
         reply = "Refunds are possible within 30 days." if "refund" in question else "Ask me!"
-        token = create_feedback_token(key="user_rating", secret=SECRET)
-    return {"answer": reply, "feedback_token": token}
+        run = current_run()
+        if run is None:  # tracing is off: no run to rate
+            return {"answer": reply, "run": None, "feedback_token": None}
+        token = run.feedback_token(key="user_rating", secret=SECRET)
+    # The run's LangSmith ids and traceparent, for the frontend to show or link to.
+    return {"answer": reply, "run": run.as_dict(), "feedback_token": token}
 
 
 def feedback(body: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ __all__ = [
     "OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS",
     "OTEL_PYTHON_FEEDBACK_SPOOL_PATH",
     "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET",
+    "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS",
     "PHOENIX_API_KEY",
     "PHOENIX_COLLECTOR_ENDPOINT",
     "PROTOCOLS",
@@ -81,6 +82,7 @@ __all__ = [
     "secret_is_set",
     "spool_path",
     "token_secret",
+    "token_secret_fallbacks",
     "traces_exporter_name",
 ]
 
@@ -131,6 +133,13 @@ its trace was not recorded.
 
 OTEL_PYTHON_FEEDBACK_TOKEN_SECRET: Final = "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET"  # noqa: S105
 """The secret that signs and verifies feedback tokens (at least 16 bytes). No default."""
+
+OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS: Final = "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS"  # noqa: S105
+"""Earlier secrets, comma-separated, that still verify tokens but sign none: a rotation.
+
+Like Django's ``SECRET_KEY_FALLBACKS``: set the new secret, move the old one here until the
+tokens it signed have expired, then drop it. No default.
+"""
 
 OTEL_PYTHON_FEEDBACK_SPOOL_PATH: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_PATH"
 """An sqlite file that keeps records until delivered, across crashes and outages. Unset: off."""
@@ -264,13 +273,18 @@ def follow_trace_sampling() -> bool:
     return False
 
 
-def token_secret() -> bytes | None:
-    """``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET`` as bytes, or ``None`` when unset.
+def token_secret() -> str | None:
+    """``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``, or ``None`` when unset.
 
     Never logged: a bad secret is reported by name only, by the token module.
     """
-    raw = os.environ.get(OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, "")
-    return raw.encode() if raw else None
+    return os.environ.get(OTEL_PYTHON_FEEDBACK_TOKEN_SECRET) or None
+
+
+def token_secret_fallbacks() -> list[str]:
+    """``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS``: the earlier secrets, in order."""
+    raw = os.environ.get(OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS, "")
+    return [part.strip() for part in raw.split(",") if part.strip()]
 
 
 _HTTP_CREDENTIAL_PROVIDERS: Final = (

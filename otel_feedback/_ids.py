@@ -1,4 +1,6 @@
-"""Conversions between OpenTelemetry ids and LangSmith's UUIDs: the only place they happen.
+"""Conversions of ids and times: OpenTelemetry's, LangSmith's UUIDs, hex, traceparent, datetimes.
+
+The only place they happen.
 
 LangSmith maps an OTLP span to a run by its ids: the run id is the 64-bit span id
 right-aligned in 16 zero bytes, the trace id is the 128-bit trace id, each read as a UUID
@@ -10,25 +12,38 @@ from __future__ import annotations
 
 import random
 import re
-from uuid import UUID
+from datetime import datetime, timedelta, timezone
+from uuid import UUID, SafeUUID
 
 from otel_feedback._errors import InvalidFeedbackError
 
 __all__ = [
     "IdLike",
     "as_uuid",
+    "datetime_from_ns",
+    "id_from_hex",
+    "ns_from_datetime",
     "parse_span_id",
     "parse_trace_id",
+    "parse_traceparent",
     "random_uuid4",
     "random_uuid4_int",
+    "span_hex",
+    "trace_hex",
+    "traceparent_of",
     "uuid_from_span_id",
     "uuid_from_trace_id",
+    "uuid_of_int",
     "uuid_text",
+    "whole_trace_parent",
 ]
 
 _MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 IdLike = int | str | UUID
 """An OTel id as users hold it: an int, hex digits, or a LangSmith UUID."""
@@ -51,7 +66,7 @@ def random_uuid4_int() -> int:
 
 def random_uuid4() -> UUID:
     """A random (version 4) UUID for a new record (see :func:`random_uuid4_int`)."""
-    return UUID(int=random_uuid4_int())
+    return uuid_of_int(random_uuid4_int())
 
 
 def uuid_text(number: int) -> str:
@@ -60,14 +75,32 @@ def uuid_text(number: int) -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
+_new_uuid = object.__new__
+_set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown
+
+
+def uuid_of_int(number: int) -> UUID:
+    """``UUID(int=number)`` for a number known to fit 128 bits, without its checks.
+
+    What ``UUID.__init__`` stores (``int`` and ``is_safe``), set directly: records are made
+    in bulk on the export thread, and the constructor's argument handling costs more than
+    the rest of a UUID.
+    """
+    uuid = _new_uuid(UUID)
+    _set(uuid, "int", number)
+    _set(uuid, "is_safe", _UNKNOWN)
+    return uuid
+
+
 def uuid_from_trace_id(trace_id: int) -> UUID:
     """The LangSmith ``trace_id`` of an OTel trace id."""
-    return UUID(int=trace_id)
+    return uuid_of_int(trace_id)
 
 
 def uuid_from_span_id(span_id: int) -> UUID:
     """The LangSmith ``run_id`` of an OTel span id."""
-    return UUID(int=span_id)
+    return uuid_of_int(span_id)
 
 
 def as_uuid(value: object, field: str) -> UUID:
@@ -128,3 +161,70 @@ def _parse_id(value: object, field: str, *, bits: int) -> int:
             field, f"out of the {bits}-bit range of OpenTelemetry ids: {value!r}"
         )
     return number
+
+
+def trace_hex(trace_id: int) -> str:
+    """The 32 lowercase hex digits of a trace id, as OTLP/JSON and W3C write it."""
+    return f"{trace_id:032x}"
+
+
+def span_hex(span_id: int) -> str:
+    """The 16 lowercase hex digits of a span id."""
+    return f"{span_id:016x}"
+
+
+def traceparent_of(trace_id: int, span_id: int, *, sampled: bool) -> str:
+    """The W3C ``traceparent`` header value of a span (version 00)."""
+    return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+
+
+def id_from_hex(value: object, field: str) -> int:
+    """An id written as hex digits (as in our event attributes).
+
+    Raises:
+        InvalidFeedbackError: naming ``field``, for anything but hex digits.
+    """
+    if isinstance(value, str) and _HEX.fullmatch(value):
+        return int(value, 16)
+    raise InvalidFeedbackError(field, f"not a hexadecimal id: {value!r}")
+
+
+def ns_from_datetime(value: datetime) -> int:
+    """Nanoseconds since the epoch, exactly (no float rounding)."""
+    return (value - _EPOCH) // _MICROSECOND * 1000
+
+
+def datetime_from_ns(value: int) -> datetime:
+    """The UTC datetime of a nanosecond timestamp, truncated to microseconds."""
+    return _EPOCH + timedelta(microseconds=value // 1000)
+
+
+def parse_traceparent(value: object, field: str) -> tuple[int, int, bool]:
+    """The trace id, span id and sampled flag of a W3C ``traceparent`` header value.
+
+    Raises:
+        InvalidFeedbackError: naming ``field``, for anything but a valid traceparent.
+    """
+    if not isinstance(value, str):
+        raise InvalidFeedbackError(field, f"must be a string, got {type(value).__name__}")
+    match = _TRACEPARENT.fullmatch(value.strip())
+    if match is None:
+        raise InvalidFeedbackError(
+            field, f"not a W3C traceparent (version-traceid-spanid-flags): {value!r}"
+        )
+    version, trace_digits, span_digits, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        raise InvalidFeedbackError(field, f"unsupported version or format: {value!r}")
+    trace_id, span_id = int(trace_digits, 16), int(span_digits, 16)
+    if not trace_id or not span_id:
+        raise InvalidFeedbackError(field, "must not have an all-zero trace or span id")
+    return trace_id, span_id, bool(int(flags, 16) & 1)
+
+
+def whole_trace_parent(trace_id: int) -> int:
+    """The parent span id that stands for a whole trace: derived, stable, never zero.
+
+    OpenTelemetry cannot start a span in an existing trace without a parent span: feedback
+    on a whole trace sits under this stand-in, the low 64 bits of the trace id.
+    """
+    return (trace_id & _MAX_SPAN_ID) or 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import operator
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -23,6 +25,13 @@ from pydantic import (
 )
 
 from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_COMMENT_CHARS,
+    MAX_JSON_CHARS,
+    MAX_KEY_CHARS,
+)
 
 __all__ = [
     "Feedback",
@@ -31,34 +40,73 @@ __all__ = [
     "FeedbackSource",
     "checked_feedback",
     "invalid_feedback",
+    "source_of_type",
 ]
-
-MAX_KEY_CHARS = 256
-"""Longest feedback key."""
-MAX_COMMENT_CHARS = 65_536
-"""Longest comment or string value."""
-MAX_JSON_CHARS = 262_144
-"""Largest value, correction, extra or source_info, as JSON text."""
-
-INT64_MIN = -(1 << 63)
-"""Smallest integer score (OTLP carries integers as int64)."""
-INT64_MAX = (1 << 63) - 1
-"""Largest integer score."""
 
 
 def _score(score: object) -> bool | int | float | None:
-    if score is None or isinstance(score, bool):
-        return score
-    if isinstance(score, int):
-        if not INT64_MIN <= score <= INT64_MAX:
-            # OTLP carries integers as int64; a larger one could never be exported.
-            raise ValueError(f"integer out of the signed 64-bit range, got {score}")
-        return int(score)
-    if isinstance(score, float):
-        if not math.isfinite(score):
-            raise ValueError(f"must be finite, got {score}")
-        return float(score)
-    raise ValueError(f"must be a bool, int or float, got {type(score).__name__}")
+    if score is None:
+        return None
+    if isinstance(score, str | bytes):
+        raise ValueError(f"must be a bool, int or float, got {type(score).__name__}")
+    return _checked_number(_plain_number(score))
+
+
+def _plain_number(value: object) -> bool | int | float:
+    """A number as the plain ``bool``, ``int`` or ``float`` it stands for.
+
+    numpy scalars (through ``.item()``), ``numbers.Integral`` and ``__index__`` types as
+    ``int``, other ``numbers.Real`` as ``float``: LLM judges and metric code compute with
+    them. Anything else, or a number whose methods raise, is refused.
+    """
+    try:
+        if value.__class__ in _PLAIN_NUMBERS:
+            return value
+        item = getattr(value, "item", None)
+        if (
+            callable(item)
+            and value.__class__.__module__ == "numpy"
+            and getattr(value, "ndim", None) == 0
+        ):
+            value = item()  # a numpy scalar's own Python value (not an array's)
+            if value.__class__ in _PLAIN_NUMBERS:
+                return value
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, numbers.Integral) or hasattr(type(value), "__index__"):
+            return operator.index(value)  # type: ignore[arg-type]
+        if isinstance(value, numbers.Real):
+            return float(value)
+    except Exception as exc:  # noqa: BLE001 - any number type may raise anything
+        raise ValueError(f"could not be read as a number ({type(exc).__name__}: {exc})") from None
+    raise ValueError(f"must be a bool, int or float, got {type(value).__name__}")
+
+
+_PLAIN_NUMBERS = (bool, int, float)
+
+
+def _checked_number(number: bool | int | float) -> bool | int | float:
+    if number.__class__ is int:
+        if not INT64_MIN <= number <= INT64_MAX:
+            # OTLP carries integers as int64; a larger one could never be exported. (The
+            # number itself is not quoted: a huge one cannot even be printed.)
+            raise ValueError(f"integer out of the signed 64-bit range ({number.bit_length()} bits)")
+    elif number.__class__ is float and not math.isfinite(number):
+        raise ValueError(f"must be finite, got {number}")
+    return number
+
+
+def _utf8(text: str) -> str:
+    # Text that UTF-8 cannot hold (a lone surrogate) would sink every JSON and OTLP writer
+    # downstream: refused here, where the caller can see it.
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"cannot be written as UTF-8: a lone surrogate at position {exc.start}"
+            ) from None
+    return text
 
 
 def _json_dict(value: object) -> dict[str, Any]:
@@ -73,12 +121,16 @@ def _check_json(value: object) -> None:
     # (tuples as lists, int keys as strings), is refused at the call site, where the caller
     # can still see it, rather than dropped or altered in the background.
     try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        _utf8(text)
+        same = json.loads(text) == value
+    except ValueError as exc:
         raise ValueError(f"cannot be serialised as JSON ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - the value's own methods may raise anything
+        raise ValueError(f"cannot be serialised as JSON ({type(exc).__name__}: {exc})") from None
     if len(text) > MAX_JSON_CHARS:
         raise ValueError(f"too large: {len(text)} characters as JSON, at most {MAX_JSON_CHARS}")
-    if json.loads(text) != value:
+    if not same:
         raise ValueError(
             "must hold JSON types only (dicts with str keys, lists, str, int, float, bool, "
             "None): it would not read back the same"
@@ -86,19 +138,21 @@ def _check_json(value: object) -> None:
 
 
 def _value(value: object) -> dict[str, Any] | str | bool | int | float | None:
+    if value is None:
+        return None
     if isinstance(value, str):
         if len(value) > MAX_COMMENT_CHARS:
             raise ValueError(f"too long: {len(value)} characters, at most {MAX_COMMENT_CHARS}")
-        return value
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"must be finite, got {value}")
-        return value
+        return _utf8(value)
     if isinstance(value, dict):
         return _json_dict(value)
-    raise ValueError(f"must be a str, bool, int, float or dict, got {type(value).__name__}")
+    if isinstance(value, bytes) or not (
+        isinstance(value, numbers.Number)
+        or hasattr(value, "item")
+        or hasattr(type(value), "__index__")
+    ):
+        raise ValueError(f"must be a str, bool, int, float or dict, got {type(value).__name__}")
+    return _checked_number(_plain_number(value))
 
 
 def _correction(value: object) -> dict[str, Any] | str | None:
@@ -120,7 +174,7 @@ def _user_id(value: object) -> UUID | str | None:
         try:
             return UUID(value)
         except ValueError:
-            return value
+            return _utf8(value)
     raise ValueError(f"must be a UUID or a string, got {type(value).__name__}")
 
 
@@ -135,6 +189,7 @@ FeedbackValue = Annotated[dict[str, Any] | str | bool | int | float | None, Plai
 Correction = Annotated[dict[str, Any] | str | None, PlainValidator(_correction)]
 UserId = Annotated[UUID | str | None, PlainValidator(_user_id)]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Utf8 = AfterValidator(_utf8)
 
 
 class FeedbackSource(BaseModel):
@@ -142,7 +197,7 @@ class FeedbackSource(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    type: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)] = "api"
+    type: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS), Utf8] = "api"
     """Kind of source: ``"api"``, ``"model"`` (an LLM judge), ``"app"`` (an end user), ...."""
     metadata: JsonDict | None = None
     """``source_info``, plus ``{"__run": {"run_id": ...}}`` when a ``source_run_id`` is given."""
@@ -156,7 +211,7 @@ class FeedbackCategory(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     value: Annotated[float, Field(allow_inf_nan=False)]
-    label: str | None = None
+    label: Annotated[str, Utf8] | None = None
 
 
 class FeedbackConfig(BaseModel):
@@ -239,13 +294,13 @@ class Feedback(BaseModel):
     """The evaluated run: ``UUID(int=span_id)``. ``None`` for feedback on a whole trace."""
     trace_id: UUID | None = None
     """The evaluated trace: ``UUID(int=trace_id)``."""
-    key: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS)]
+    key: Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS), Utf8]
     """The metric's name, e.g. ``"correctness"`` or ``"user_rating"``."""
     score: Score = None
     """The numeric score; ``bool``, ``int`` and ``float`` stay distinct."""
     value: FeedbackValue = None
     """A display or non-numeric value: a category label, a number, or a JSON object."""
-    comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS)] | None = None
+    comment: Annotated[str, Field(max_length=MAX_COMMENT_CHARS), Utf8] | None = None
     """A justification for the score, or a judge's reasoning."""
     correction: Correction = None
     """The ground truth the run should have produced."""
@@ -299,6 +354,20 @@ def checked_feedback(**values: Any) -> Feedback:
     _set(record, "__pydantic_extra__", None)
     _set(record, "__pydantic_private__", None)
     return record
+
+
+_SOURCES: dict[str, FeedbackSource] = {}
+_MAX_SOURCES = 64
+
+
+def source_of_type(source_type: str) -> FeedbackSource:
+    """The shared ``FeedbackSource`` of a checked type (the model is frozen), for plain records."""
+    source = _SOURCES.get(source_type)
+    if source is None:
+        source = FeedbackSource(type=source_type)
+        if len(_SOURCES) < _MAX_SOURCES:
+            _SOURCES[source_type] = source
+    return source
 
 
 def invalid_feedback(

@@ -25,7 +25,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otel_feedback import Feedback
-from otel_feedback._codec import decode
+from otel_feedback._decode import decode
 
 
 def free_port() -> int:

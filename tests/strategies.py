@@ -29,7 +29,7 @@ values = (
     st.none()
     | st.text(max_size=30)
     | st.booleans()
-    | st.integers()
+    | st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | json_objects
 )

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 
 from otel_feedback import Feedback, InvalidFeedbackError
 from otel_feedback import _attributes as a
-from otel_feedback._codec import datetime_from_ns, decode, encode, ns_from_datetime
+from otel_feedback._codec import encode
+from otel_feedback._decode import decode
+from otel_feedback._ids import datetime_from_ns, ns_from_datetime
 from tests.strategies import records
 
 

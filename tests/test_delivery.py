@@ -170,13 +170,13 @@ def test_poison_records_are_dropped_alone_and_counted(receiver: OTLPReceiver) ->
     provider = TracerProvider()
     provider.add_span_processor(processor)
     good = _good_and_poison(provider)
-    assert processor.force_flush()
+    processor.force_flush()
+    provider.shutdown()
     assert {UUID(log.attributes["otel_feedback.id"]) for log in receiver.logs()} == set(good)
     stats = processor.stats()
     assert stats.exported == {"OTLPFeedbackExporter": 20}
     assert sum(stats.dropped["OTLPFeedbackExporter"].values()) == 9  # 3 spans x 3 poisons
     assert stats.received == 29
-    provider.shutdown()
 
 
 def test_a_record_the_jsonl_writer_cannot_write_is_dropped_alone(tmp_path: Path) -> None:

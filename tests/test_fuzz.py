@@ -24,8 +24,10 @@ from otel_feedback import (
     JsonlFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._codec import decode, encode, ns_from_datetime
+from otel_feedback._codec import encode
+from otel_feedback._decode import decode
 from otel_feedback._export.otlp import to_log_record
+from otel_feedback._ids import ns_from_datetime
 from tests.conftest import Pipeline
 
 ARGUMENTS = list(inspect.signature(record_feedback).parameters)

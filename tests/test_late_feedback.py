@@ -16,8 +16,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_feedback import InvalidFeedbackError, record_feedback
 from otel_feedback import _attributes as a
-from otel_feedback._codec import decode
-from otel_feedback._recording.carrier import whole_trace_parent
+from otel_feedback._decode import decode
+from otel_feedback._ids import whole_trace_parent
 from tests.conftest import Pipeline, make_pipeline
 from tests.otlp_receiver import OTLPReceiver
 

@@ -20,7 +20,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback import _attributes as a
-from otel_feedback._recording.pending import live_sinks
+from otel_feedback._recording.handoff import sinks_of_provider
 from tests.conftest import Pipeline, make_pipeline
 
 
@@ -296,7 +296,7 @@ def test_shutdown_exports_what_is_queued_and_stops() -> None:
     assert record is not None
     built = record.to_feedback()
     assert exporter.get_finished_feedback() == (built,)
-    assert processor not in live_sinks()
+    assert processor not in sinks_of_provider(provider)
     with tracer.start_as_current_span("late"):
         record_feedback("k", score=2)
     assert processor.force_flush()
@@ -422,18 +422,3 @@ def test_asyncio_tasks_record_at_once_each_on_its_own_span() -> None:
     assert len(exported) == 500
     assert {r.id: r.run_id for r in exported} == expected
     pipeline.provider.shutdown()
-
-
-def test_pending_records_are_bounded() -> None:
-    from otel_feedback._recording.pending import PendingRecords
-
-    pending = PendingRecords(max_spans=2)
-    provider = TracerProvider()
-    with provider.get_tracer("t").start_as_current_span("run"):
-        record = record_feedback("k", score=1)
-    assert record is not None
-    for n in range(5):
-        pending.add((1, n), record)
-    assert len(pending) == 2
-    assert pending.pop(1, 4) == [record]
-    assert pending.pop(1, 0) is None

@@ -26,9 +26,11 @@ PUBLIC = [
     "PartialFeedbackExport",
     "PhoenixFeedbackExporter",
     "RecordedFeedback",
+    "RunHandle",
     "__version__",
     "configure",
     "create_feedback_token",
+    "current_run",
     "record_feedback",
     "record_feedback_from_token",
 ]

@@ -221,3 +221,85 @@ def test_bad_token_options(options: dict[str, object], field: str) -> None:
 def test_a_token_needs_a_run() -> None:
     with pytest.raises(InvalidFeedbackError, match=r"^span: no run to bind"):
         create_feedback_token(secret=SECRET)
+
+
+@pytest.mark.parametrize("inserted", ["!!!!", "    ", "\n\n\n\n", "*.*.", "====", "é", "+/"])
+@pytest.mark.parametrize("where", [0, 10, 40, -3])
+def test_characters_outside_the_alphabet_are_refused_anywhere(inserted: str, where: int) -> None:
+    token = _token(key="user_rating")
+    assert _refused(token[:where] + inserted + token[where:]).field == "token"
+
+
+def test_a_token_of_another_length_is_refused() -> None:
+    token = _token(key="user_rating")
+    # Same bytes, other text: extra trailing bits or padding are not the token.
+    assert _refused(token + "A").field == "token"
+    assert _refused(token + "=").field == "token"
+
+
+def test_one_token_gives_one_feedback_id(global_pipeline: Pipeline) -> None:
+    token = _token(key="user_rating")
+    first = record_feedback_from_token(token, score=0, secret=SECRET)
+    again = record_feedback_from_token(token, score=1, secret=SECRET)
+    another_token = _token(key="user_rating", expires_in=timedelta(minutes=5))
+    other = record_feedback_from_token(another_token, score=1, secret=SECRET)
+    assert first is not None
+    assert again is not None
+    assert other is not None
+    assert first.id == again.id  # a resubmission updates the same feedback
+    assert other.id != first.id
+    global_pipeline.flush()
+    assert [r.id for r in global_pipeline.feedback.get_finished_feedback()].count(first.id) == 2
+
+
+def test_a_token_for_any_key_gives_one_id_per_key(global_pipeline: Pipeline) -> None:
+    token = _token()
+    a = record_feedback_from_token(token, key="a", score=1, secret=SECRET)
+    b = record_feedback_from_token(token, key="b", score=1, secret=SECRET)
+    assert a is not None
+    assert b is not None
+    assert a.id != b.id
+
+
+def test_a_rotated_secret_still_verifies_but_no_longer_signs(
+    global_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = _token(key="k")
+    monkeypatch.setenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET", OTHER_SECRET)
+    monkeypatch.setenv(
+        "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS", f"unused-secret-0123456, {SECRET}"
+    )
+    assert record_feedback_from_token(old, score=1) is not None
+    new = create_feedback_token(trace_id=TRACE, run_id=SPAN, key="k")
+    assert new != old
+    monkeypatch.delenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS")
+    assert record_feedback_from_token(new, score=1) is not None
+    assert "signature" in str(_refused(old, secret=OTHER_SECRET))
+    assert record_feedback_from_token(old, score=1, fallback_secrets=[SECRET]) is not None
+
+
+def test_a_short_fallback_is_refused_by_name() -> None:
+    with pytest.raises(FeedbackTokenError, match=r"^fallback_secrets: too short"):
+        record_feedback_from_token(_token(key="k"), score=1, secret=SECRET, fallback_secrets=["x"])
+
+
+def test_under_a_second_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidFeedbackError, match=r"^expires_in: "):
+        _token(expires_in=timedelta(milliseconds=999))
+
+
+def test_expiry_is_rounded_up(global_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tokens, "_now", lambda: 1_000_000.5)
+    token = _token(key="k", expires_in=timedelta(seconds=1, milliseconds=200))
+    monkeypatch.setattr(_tokens, "_now", lambda: 1_000_001.6)
+    assert record_feedback_from_token(token, score=1, secret=SECRET) is not None
+    monkeypatch.setattr(_tokens, "_now", lambda: 1_000_002.0)
+    assert "expired" in str(_refused(token))
+
+
+@pytest.mark.parametrize("secret", ["a\ud800 sixteen bytes or more", "\udcff" * 20])
+def test_a_secret_utf8_cannot_hold_is_refused_by_name(secret: str) -> None:
+    with pytest.raises(FeedbackTokenError, match=r"^secret: cannot be encoded"):
+        create_feedback_token(trace_id=TRACE, secret=secret)
+    with pytest.raises(FeedbackTokenError, match=r"^secret: "):
+        record_feedback_from_token(_token(key="k"), score=1, secret=secret)

@@ -96,7 +96,8 @@ def test_users_rate_answers_with_tokens_and_forgeries_are_refused(web_app: WebAp
 
 
 def test_the_feedback_lands_on_the_answers_run(web_app: WebApp, receiver: OTLPReceiver) -> None:
-    token = _get(f"{web_app.url}/ask?q=refund")["feedback_token"]
+    asked = _get(f"{web_app.url}/ask?q=refund")
+    token = asked["feedback_token"]
     status, created = _post(
         f"{web_app.url}/feedback", {"token": token, "score": 1, "comment": "ok"}
     )
@@ -105,6 +106,7 @@ def test_the_feedback_lands_on_the_answers_run(web_app: WebApp, receiver: OTLPRe
     spans = {s.span.name: s for s in receiver.spans()}
     answer, carrier = spans["answer"], spans["feedback user_rating"]
     assert carrier.parent_span_id == answer.span_id
+    assert asked["run"]["traceparent"] == f"00-{answer.trace_id:032x}-{answer.span_id:016x}-01"
     (log,) = receiver.logs()
     assert (log.trace_id, log.span_id) == (answer.trace_id, answer.span_id)
     record = log.feedback

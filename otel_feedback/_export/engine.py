@@ -180,6 +180,7 @@ class Engine(Generic[Item]):
         self._start()
 
     def _start(self) -> None:
+        _suppressed()  # imported here, once: threads importing it at once can deadlock
         self._lock = threading.Lock()
         self._intake_cv = threading.Condition(self._lock)
         self._progress_cv = threading.Condition(self._lock)
@@ -250,7 +251,7 @@ class Engine(Generic[Item]):
 
     # -- the application's side ------------------------------------------------------------
 
-    def put(self, items: list[Item]) -> None:
+    def put(self, items: Sequence[Item]) -> None:
         """Queue ``items``; called on the application's threads. Never raises."""
         if self._stopped or (self._final_deadline is not None and self._intake_done):
             self._lost_before_routes(len(items), "recorded after the processor shut down")
@@ -263,7 +264,7 @@ class Engine(Generic[Item]):
         for start in range(0, len(items), self._batch_size):
             self._put(items[start : start + self._batch_size])
 
-    def _put(self, items: list[Item]) -> None:
+    def _put(self, items: Sequence[Item]) -> None:
         queue = self._queue
         if len(queue) + len(items) > self._max_queue and not self._wait_for_room(len(items)):
             room = max(self._max_queue - len(queue), 0)

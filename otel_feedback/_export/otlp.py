@@ -15,7 +15,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from otel_feedback._attributes import EVENT_NAME
-from otel_feedback._codec import encode, ns_from_datetime
+from otel_feedback._codec import encode
 from otel_feedback._environment import (
     OTEL_PYTHON_FEEDBACK_EXPORTER,
     PROTOCOL_GRPC,
@@ -29,6 +29,7 @@ from otel_feedback._export.base import (
     FeedbackExportResult,
     PartialFeedbackExport,
 )
+from otel_feedback._ids import ns_from_datetime
 from otel_feedback._log import warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
@@ -43,6 +44,7 @@ GRPC_EXTRA_MISSING = (
 _SCOPE = InstrumentationScope("otel_feedback", __version__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NO_LOGS = (404, 405)
+_MAX_FIXED64 = 2**64
 
 
 class OTLPFeedbackExporter(FeedbackExporter):
@@ -103,10 +105,16 @@ class OTLPFeedbackExporter(FeedbackExporter):
         if resource is None:
             resource = self._resource = _OnceHashedResource(_application_resource())
         self._status.code = None
-        result = self._exporter.export([to_log_record(record, resource) for record in batch])
+        log_records = [to_log_record(record, resource) for record in batch]
+        result = self._exporter.export(log_records)
         if result is LogRecordExportResult.SUCCESS:
             return FeedbackExportResult.SUCCESS
         code = self._status.code
+        if code is None:
+            # No answer: the endpoint is down, or the SDK could not encode the batch (it
+            # says only "failure"). Encoding it here tells them apart; a record that cannot
+            # be encoded raises, so that the engine finds it and sends the others.
+            _encode_logs(log_records)
         if code in _NO_LOGS:
             # Phoenix, MLflow and other trace-only backends: retrying cannot help.
             reason = (
@@ -133,14 +141,26 @@ class OTLPFeedbackExporter(FeedbackExporter):
         self._exporter.shutdown()  # type: ignore[no-untyped-call]
 
 
+def _encode_logs(log_records: Sequence[ReadableLogRecord]) -> None:
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import (  # noqa: PLC0415
+        encode_logs,
+    )
+
+    encode_logs(log_records).SerializeToString()
+
+
 class BatchTooLargeError(Exception):
     """The endpoint refused a batch as too large (HTTP 413): smaller ones may pass."""
 
 
 def to_log_record(record: Feedback, resource: Resource) -> ReadableLogRecord:
     """The OTLP log event of one record."""
+    timestamp = ns_from_datetime(record.created_at)
+    if not 0 <= timestamp < _MAX_FIXED64:
+        # OTLP's time is a fixed64: such a record cannot be encoded, and would sink its batch.
+        raise ValueError(f"created_at: {record.created_at} does not fit an OTLP timestamp")
     log_record = LogRecord(
-        timestamp=ns_from_datetime(record.created_at),
+        timestamp=timestamp,
         attributes=encode(record),
         event_name=EVENT_NAME,
     )

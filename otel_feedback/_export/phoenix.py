@@ -23,6 +23,7 @@ from otel_feedback._export.base import (
     FeedbackExportResult,
     PartialFeedbackExport,
 )
+from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 
@@ -65,9 +66,9 @@ def annotation_of(record: Feedback) -> dict[str, Any]:
         "identifier": str(record.id),
     }
     if record.run_id is not None:
-        annotation["span_id"] = f"{record.run_id.int:016x}"
+        annotation["span_id"] = span_hex(record.run_id.int)
     elif record.trace_id is not None:
-        annotation["trace_id"] = f"{record.trace_id.int:032x}"
+        annotation["trace_id"] = trace_hex(record.trace_id.int)
     return annotation
 
 
@@ -192,8 +193,8 @@ class _Sorted(NamedTuple):
 
 def _target_hex(record: Feedback) -> str:
     if record.run_id is not None:
-        return f"{record.run_id.int:016x}"
-    return f"{record.trace_id.int:032x}" if record.trace_id is not None else ""
+        return span_hex(record.run_id.int)
+    return trace_hex(record.trace_id.int) if record.trace_id is not None else ""
 
 
 def _short(body: str) -> str:

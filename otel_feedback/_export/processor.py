@@ -7,8 +7,8 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Sequence
+from typing import cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -16,33 +16,17 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 from otel_feedback import _environment as env
-from otel_feedback._attributes import ATTR_ID, EVENT_NAME
-from otel_feedback._codec import decode
 from otel_feedback._export.base import FeedbackExporter
 from otel_feedback._export.engine import Engine, FeedbackExportStats
 from otel_feedback._export.spool import Spool, SpoolError
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
-from otel_feedback._recording.pending import PendingRecords, register, unregister
-from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register, unregister
 
 __all__ = ["FeedbackSpanProcessor"]
 
-# Spans with feedback that may still be open at once, per processor (see _pending).
-_MAX_PENDING_SPANS = 4096
-
-
-class _EventOnly(NamedTuple):
-    """A feedback event whose record was not kept aside: decoded in the background."""
-
-    attributes: Mapping[str, Any]
-    timestamp: int
-    trace_id: int
-    span_id: int
-
-
-# Recorded here, read from an event, or sent again from the spool.
-_Item = RecordedFeedback | _EventOnly | Feedback
+# Read from a span, handed off by record_feedback, or sent again from the spool.
+_Item = FeedbackItem | Feedback
 
 
 class FeedbackSpanProcessor(SpanProcessor):
@@ -116,7 +100,6 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._exporters = exporters
         self._timeout_s = options.export_timeout_millis / 1000
         self._exit_deadline: float | None = None
-        self._pending = PendingRecords(_MAX_PENDING_SPANS)
         self._is_shutdown = False
         self._engine: Engine[_Item] = Engine(
             exporters,
@@ -151,11 +134,8 @@ class FeedbackSpanProcessor(SpanProcessor):
         """What became of the records so far: exported, dropped (by reason), pending, spooled."""
         return self._engine.stats()
 
-    def _keep_aside(self, trace_id: int, span_id: int, record: RecordedFeedback) -> None:
-        self._pending.add((trace_id, span_id), record)
-
-    def _submit(self, record: RecordedFeedback) -> None:
-        self._engine.put([record])  # after shutdown, it is counted as dropped there
+    def _submit(self, item: FeedbackItem) -> None:
+        self._engine.put([item])  # after shutdown, it is counted as dropped there
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts."""
@@ -165,41 +145,7 @@ class FeedbackSpanProcessor(SpanProcessor):
 
         After shutdown, what it finds is counted as dropped rather than queued.
         """
-        # The common case first, at the least cost: no events, and no record kept aside.
-        # (ReadableSpan.events would copy the list under a lock just to say it is empty.)
-        own_events = getattr(span, "_events", None)
-        if own_events is not None and not own_events and not self._pending.by_span:
-            return
-        span_context = span.context
-        if span_context is None:
-            return
-        kept = self._pending.pop(span_context.trace_id, span_context.span_id)
-        items: list[_Item] = list(kept) if kept else []
-        if (
-            kept
-            and own_events is not None
-            and len(own_events) == len(kept)
-            and not getattr(own_events, "dropped", 0)
-        ):
-            # Each record kept aside put one event on this span, and none was evicted: the
-            # span's events are exactly those records' events. Nothing else to look for.
-            self._engine.put(items)
-            return
-        kept_ids: set[str] | None = None
-        for event in span.events:
-            if event.name != EVENT_NAME:
-                continue
-            attributes = event.attributes or {}
-            if kept:
-                # The records kept aside are intact even if their events were evicted or
-                # truncated by span limits; only events they do not account for are added.
-                if kept_ids is None:
-                    kept_ids = {record._id_text for record in kept}  # noqa: SLF001
-                if attributes.get(ATTR_ID) in kept_ids:
-                    continue
-            items.append(
-                _EventOnly(attributes, event.timestamp, span_context.trace_id, span_context.span_id)
-            )
+        items = feedback_of(span)
         if items:
             self._engine.put(items)
 
@@ -252,7 +198,6 @@ class FeedbackSpanProcessor(SpanProcessor):
         self.shutdown()
 
     def _at_fork_reinit(self) -> None:
-        self._pending = PendingRecords(_MAX_PENDING_SPANS)
         self._engine.after_fork()
         if "multiprocessing" in sys.modules:
             # A multiprocessing child ends with os._exit, which skips atexit hooks; it runs
@@ -310,14 +255,7 @@ def _processors_of(provider: TracerProvider) -> Sequence[object]:
 
 def _to_record(item: _Item) -> Feedback:
     """The record of one queued item; raises InvalidFeedbackError for a malformed event."""
-    if isinstance(item, RecordedFeedback):
-        # Built here, off the application's thread, for feedback recorded with plain values.
-        return item.to_feedback()
     if isinstance(item, Feedback):
         return item
-    return decode(
-        item.attributes,
-        timestamp_ns=item.timestamp,
-        trace_id=item.trace_id,
-        span_id=item.span_id,
-    )
+    # Built here, off the application's thread.
+    return item.to_feedback()

@@ -5,7 +5,8 @@ A run that has ended, or lives in another process, gets a short carrier span nam
 carrying the same ``gen_ai.evaluation.result`` event plus the target's ids. Trace-only
 backends then show the late feedback inside the original trace, under the run it judges.
 When no span can be recorded at all (the trace was sampled out, no SDK is set up), the record
-goes straight to the live processors: feedback is rarer and more precious than spans.
+goes straight to the global TracerProvider's FeedbackSpanProcessors, those that would have
+seen the carrier: feedback is rarer and more precious than spans.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from otel_feedback import _attributes as a
-from otel_feedback._codec import mark_if_cut
 from otel_feedback._environment import follow_trace_sampling, sdk_disabled
+from otel_feedback._ids import span_hex, trace_hex, whole_trace_parent
 from otel_feedback._log import logger, warn_once
-from otel_feedback._recording.pending import live_sinks
+from otel_feedback._recording.handoff import direct_sinks, hand_off, sinks_of_span
 from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._recording.target import Remote
+from otel_feedback._sdk import add_carrying_event, cut_by_limits, keeps_no_events
 from otel_feedback._version import __version__
 
 __all__ = ["deliver_remote"]
 
-_SPAN_ID_MASK = (1 << 64) - 1
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _tracer_of: tuple[object, trace.Tracer] | None = None
 
@@ -44,15 +45,15 @@ def deliver_remote(
     record: RecordedFeedback, target: Remote, timestamp_ns: int
 ) -> RecordedFeedback | None:
     """Send ``record`` about ``target`` on a carrier span, else directly; None if dropped."""
-    if sdk_disabled():
-        # Read here rather than first thing: a span costs ~70 us, the variable ~1 us.
-        return None
     if target.sampled and _carry(record, target, timestamp_ns):
         return record
+    # A disabled SDK records no carrier: only then is the environment read.
+    if sdk_disabled():
+        return None
     if follow_trace_sampling():
         logger.debug("Feedback %r on a trace that is not recorded was dropped", record.key)
         return None
-    sinks = live_sinks()
+    sinks = direct_sinks()
     if not sinks:
         warn_once(
             "no-sink",
@@ -61,14 +62,8 @@ def deliver_remote(
             record.key,
         )
         return None
-    for sink in sinks:
-        sink._submit(record)  # noqa: SLF001 - the sink protocol of this package
+    hand_off(sinks, record)
     return record
-
-
-def whole_trace_parent(trace_id: int) -> int:
-    """The parent span id that stands for a whole trace: derived, stable, never zero."""
-    return (trace_id & _SPAN_ID_MASK) or 1
 
 
 def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
@@ -85,12 +80,18 @@ def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
     )
     if not carrier.is_recording():
         return False
-    attributes = record._event_attributes()  # noqa: SLF001
-    attributes[a.ATTR_TRACE_ID] = f"{target.trace_id:032x}"
-    attributes[a.ATTR_RUN_ID] = f"{target.span_id:016x}" if target.span_id else ""
-    carrier.add_event(a.EVENT_NAME, mark_if_cut(attributes, carrier), timestamp=timestamp_ns)
-    context = carrier.get_span_context()
-    for sink in live_sinks():
-        sink._keep_aside(context.trace_id, context.span_id, record)  # noqa: SLF001
+    attributes = {
+        **record._attributes,  # noqa: SLF001 - the handle's own event attributes
+        a.ATTR_TRACE_ID: trace_hex(target.trace_id),
+        a.ATTR_RUN_ID: span_hex(target.span_id) if target.span_id else "",
+    }
+    # The carrier ends at once with this one event: only limits can lose it, and then the
+    # whole record goes to the carrier's processors now, its event marked as cut.
+    if keeps_no_events(carrier) or cut_by_limits(carrier, attributes):
+        attributes[a.ATTR_TRUNCATED] = True
+        hand_off(sinks_of_span(carrier), record)
+        carrier.add_event(a.EVENT_NAME, attributes, timestamp=timestamp_ns)
+    elif not add_carrying_event(carrier, a.EVENT_NAME, attributes, timestamp_ns, record):
+        carrier.add_event(a.EVENT_NAME, attributes, timestamp=timestamp_ns)
     carrier.end()
     return True

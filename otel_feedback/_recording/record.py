@@ -1,4 +1,4 @@
-"""record_feedback(): validate, attach to the span as one event, and keep the record aside."""
+"""record_feedback(): which run, cheap checks or full validation, then the hand-off."""
 
 from __future__ import annotations
 
@@ -6,48 +6,44 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import ValidationError
-
-from otel_feedback._attributes import EVENT_NAME
-from otel_feedback._codec import datetime_from_ns, mark_if_cut
+from otel_feedback._codec import encode, encode_plain
 from otel_feedback._environment import sdk_disabled
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import (
     IdLike,
     as_uuid,
+    datetime_from_ns,
     random_uuid4,
     random_uuid4_int,
     uuid_from_span_id,
     uuid_from_trace_id,
     uuid_text,
 )
+from otel_feedback._limits import INT64_MAX, INT64_MIN, MAX_COMMENT_CHARS, MAX_KEY_CHARS
 from otel_feedback._log import warn_once
-from otel_feedback._model import (
-    INT64_MAX,
-    INT64_MIN,
-    MAX_COMMENT_CHARS,
-    MAX_KEY_CHARS,
-    Feedback,
-    FeedbackConfig,
-    FeedbackSource,
-    invalid_feedback,
-)
 from otel_feedback._recording.carrier import deliver_remote
-from otel_feedback._recording.pending import live_sinks
+from otel_feedback._recording.handoff import put_on_span
 from otel_feedback._recording.recorded import RecordedFeedback
-from otel_feedback._recording.target import Remote, SpanLike, current_target, resolve_target
+from otel_feedback._recording.target import (
+    Remote,
+    SpanLike,
+    Target,
+    current_target,
+    resolve_target,
+)
+
+if TYPE_CHECKING:
+    from otel_feedback._model import Feedback, FeedbackConfig
 
 __all__ = ["record_feedback"]
 
 UUIDLike = UUID | str
 
-_PLAIN_SOURCES: dict[object, FeedbackSource] = {}
 _INFINITY = float("inf")
 _NEGATIVE_INFINITY = -_INFINITY
-_MAX_PLAIN_SOURCES = 64
 
 # Record fields that users set through an argument of another name.
 _ARGUMENT_OF_FIELD = {
@@ -141,38 +137,18 @@ def record_feedback(
         InvalidFeedbackError: a ``ValueError`` naming the bad argument and the reason:
             bad values, malformed or all-zero ids, or conflicting targets.
     """
-    if span is None and trace_id is None and run_id is None and traceparent is None:
-        target = current_target()
-        # Only a span that does not record can come from a disabled SDK: the check costs the
-        # recording path nothing. (Plain-class check: isinstance against the Span ABC costs
-        # a microsecond a call.)
-        if (target is None or target.__class__ is Remote) and sdk_disabled():
-            return None
-    else:
-        try:
-            target = resolve_target(span, trace_id, run_id, traceparent)
-        except InvalidFeedbackError:
-            # A disabled SDK records nothing and refuses nothing. Read only on this rare
-            # path (and for direct delivery): the environment costs a microsecond a read.
-            if sdk_disabled():
-                return None
-            raise
-    if isinstance(target, Remote):
-        judged_trace, judged_span = target.trace_id, target.span_id
-    elif target is not None:
-        context = target.get_span_context()
-        judged_trace, judged_span = context.trace_id, context.span_id
-    else:
-        judged_trace = judged_span = 0
+    target = _target_of(span, trace_id, run_id, traceparent)
+    if target is _OFF:
+        return None
+    judged_trace, judged_span = _judged_ids(target)  # type: ignore[arg-type]
     now_ns = time.time_ns() // 1000 * 1000  # the record keeps microseconds: stay exact
     if feedback_source_type.__class__ is not str and isinstance(feedback_source_type, Enum):
         feedback_source_type = feedback_source_type.value
-    # The common call (a key, a score, a string value, a comment) takes cheap checks only and
-    # its record is built later; anything else is validated into a record now.
-    plain_source = (
-        _PLAIN_SOURCES.get(feedback_source_type)
-        if feedback_source_type.__class__ is str
-        and correction is None
+    record: Feedback | None = None
+    # The common call (a key, a score, a string value, a comment) takes cheap checks only;
+    # its record is built from its event when exported. Anything else is validated now.
+    if (
+        correction is None
         and source_info is None
         and source_run_id is None
         and user_id is None
@@ -184,32 +160,25 @@ def record_feedback(
         and start_time is None
         and comparative_experiment_id is None
         and feedback_group_id is None
-        else None
-    )
-    if plain_source is not None and _plain(key, score, value, comment):
-        number = random_uuid4_int()
-        recorded = RecordedFeedback(
+        and _plain(key, score, value, comment, feedback_source_type)
+    ):
+        id_number = random_uuid4_int()
+        attributes = encode_plain(
             key,
-            number,
-            uuid_text(number),
-            now_ns,
-            judged_trace,
-            judged_span,
+            uuid_text(id_number),
             score,
-            value,  # type: ignore[arg-type] # _plain() made sure it is a str or None
+            value,
             comment,
-            plain_source,
+            feedback_source_type,  # type: ignore[arg-type] # _plain() made sure it is a str
         )
     else:
-        created_at = datetime_from_ns(now_ns)
         try:
-            record = _validate(
+            record = _validated(
                 {
                     "id": random_uuid4()
                     if feedback_id is None
                     else as_uuid(feedback_id, "feedback_id"),
-                    "created_at": created_at,
-                    "modified_at": created_at,
+                    "created_at": datetime_from_ns(now_ns),
                     "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
                     "run_id": uuid_from_span_id(judged_span) if judged_span else None,
                     "key": key,
@@ -224,7 +193,9 @@ def record_feedback(
                     "comparative_experiment_id": comparative_experiment_id,
                     "feedback_group_id": feedback_group_id,
                     "extra": extra,
-                    "feedback_config": feedback_config,
+                    "feedback_config": _as_dict(feedback_config, "feedback_config")
+                    if isinstance(feedback_config, Mapping)
+                    else feedback_config,
                     "error": error,
                     "start_time": start_time,
                 }
@@ -233,35 +204,85 @@ def record_feedback(
             if sdk_disabled():
                 return None
             raise
-        recorded = RecordedFeedback.of(record, now_ns, judged_trace, judged_span)
-    # Checked first, delivered second: a bad call fails the same way whether or not its
-    # trace was sampled, so bugs do not hide behind sampling.
+        attributes = encode(record)
+        id_number = record.id.int
+    recorded = RecordedFeedback._made(  # noqa: SLF001 - the handle's maker
+        attributes=attributes,
+        id_number=id_number,
+        time_ns=now_ns,
+        trace_id=judged_trace,
+        span_id=judged_span,
+        record=record,
+    )
+    return _hand_off(recorded, target, now_ns)  # type: ignore[arg-type]
+
+
+class _Off:
+    """record_feedback records nothing: the SDK is disabled (OTEL_SDK_DISABLED)."""
+
+
+_OFF = _Off()
+
+
+def _target_of(
+    span: SpanLike | None, trace_id: IdLike | None, run_id: IdLike | None, traceparent: str | None
+) -> Target | _Off:
+    """Which run: the current span's, or the one given; _OFF when the SDK is disabled."""
+    if span is None and trace_id is None and run_id is None and traceparent is None:
+        target = current_target()
+        # Only a span that does not record can come from a disabled SDK: the check costs the
+        # recording path nothing. (A plain class check: isinstance against the Span ABC is
+        # slow.)
+        if (target is None or target.__class__ is Remote) and sdk_disabled():
+            return _OFF
+        return target
+    try:
+        return resolve_target(span, trace_id, run_id, traceparent)
+    except InvalidFeedbackError:
+        # A disabled SDK records nothing and refuses nothing. Read only on this rare path:
+        # reading the environment is not free.
+        if sdk_disabled():
+            return _OFF
+        raise
+
+
+def _judged_ids(target: Target) -> tuple[int, int]:
+    if target is None:
+        return 0, 0
+    if target.__class__ is Remote:
+        return target.trace_id, target.span_id
+    context = target.get_span_context()  # type: ignore[union-attr]
+    return context.trace_id, context.span_id
+
+
+def _hand_off(recorded: RecordedFeedback, target: Target, now_ns: int) -> RecordedFeedback | None:
+    """Deliver checked feedback to its run.
+
+    Checked first, delivered second: a bad call fails the same way whether or not its trace
+    was sampled, so bugs do not hide behind sampling.
+    """
     if target is None:
         warn_once(
             "no-recording-span",
             "record_feedback(%r) was called with no span current and no run given; the "
             "feedback was not recorded",
-            key,
+            recorded.key,
         )
         return None
-    if isinstance(target, Remote):
+    if target.__class__ is Remote:
         return deliver_remote(recorded, target, now_ns)
-    target.add_event(
-        EVENT_NAME,
-        mark_if_cut(recorded._event_attributes(), target),  # noqa: SLF001
-        timestamp=now_ns,
-    )
-    for sink in live_sinks():
-        sink._keep_aside(judged_trace, judged_span, recorded)  # noqa: SLF001
+    put_on_span(target, recorded, now_ns)  # type: ignore[arg-type]
     return recorded
 
 
-def _plain(key: object, score: float | None, value: object, comment: object) -> bool:
+def _plain(
+    key: object, score: float | None, value: object, comment: object, source_type: object
+) -> bool:
     """Whether these arguments are valid as they are, by checks cheaper than validation.
 
     False means "validate them", not "invalid": exact classes only, no subclasses.
     """
-    if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_CHARS:
+    if key.__class__ is not str or not 0 < len(key) <= MAX_KEY_CHARS or not _utf8(key):
         return False
     if score is not None:
         kind = score.__class__
@@ -273,12 +294,34 @@ def _plain(key: object, score: float | None, value: object, comment: object) -> 
                 return False
         elif kind is not bool:
             return False
-    if value is not None and (value.__class__ is not str or len(value) > MAX_COMMENT_CHARS):
+    if value is not None and not _plain_text(value, MAX_COMMENT_CHARS):
         return False
-    return comment is None or (comment.__class__ is str and len(comment) <= MAX_COMMENT_CHARS)
+    if comment is not None and not _plain_text(comment, MAX_COMMENT_CHARS):
+        return False
+    return _plain_text(source_type, MAX_KEY_CHARS) and bool(source_type)
 
 
-def _validate(fields: dict[str, Any]) -> Feedback:
+def _plain_text(text: object, limit: int) -> bool:
+    return text.__class__ is str and len(text) <= limit and _utf8(text)
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (no lone surrogate): ASCII at once."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _validated(fields: dict[str, Any]) -> Feedback:
+    from pydantic import ValidationError  # noqa: PLC0415 - built when first needed
+
+    from otel_feedback._model import Feedback, invalid_feedback  # noqa: PLC0415
+
+    fields["modified_at"] = fields["created_at"]
     try:
         return Feedback.model_validate(fields)
     except ValidationError as exc:
@@ -290,21 +333,14 @@ def _source(
     source_info: Mapping[str, Any] | None,
     source_run_id: UUIDLike | None,
     user_id: UUIDLike | None,
-) -> FeedbackSource | dict[str, Any]:
-    if source_info is None and source_run_id is None and user_id is None:
-        # The common case: one shared, already validated source per type (the model is frozen).
-        cached = _PLAIN_SOURCES.get(source_type) if source_type.__class__ is str else None
-        if cached is None and isinstance(source_type, str) and source_type:
-            cached = FeedbackSource(type=source_type)
-            if len(_PLAIN_SOURCES) < _MAX_PLAIN_SOURCES:
-                _PLAIN_SOURCES[source_type] = cached
-        if cached is not None:
-            return cached
-    if source_info is not None and not isinstance(source_info, Mapping):
-        raise InvalidFeedbackError(
-            "source_info", f"must be a mapping, got {type(source_info).__name__}"
-        )
-    metadata: dict[str, Any] | None = None if source_info is None else dict(source_info)
+) -> dict[str, Any]:
+    metadata: dict[str, Any] | None = None
+    if source_info is not None:
+        if not isinstance(source_info, Mapping):
+            raise InvalidFeedbackError(
+                "source_info", f"must be a mapping, got {type(source_info).__name__}"
+            )
+        metadata = _as_dict(source_info, "source_info")
     if source_run_id is not None:
         run_id = as_uuid(source_run_id, "source_run_id")
         metadata = metadata or {}
@@ -314,3 +350,13 @@ def _source(
             "feedback_source_type", f"must be a non-empty string, got {source_type!r}"
         )
     return {"type": source_type, "metadata": metadata, "user_id": user_id}
+
+
+def _as_dict(mapping: Mapping[str, Any], argument: str) -> dict[str, Any]:
+    """A plain dict of a caller's Mapping, whose methods may raise anything."""
+    try:
+        return dict(mapping)
+    except Exception as exc:  # noqa: BLE001 - any Mapping may raise anything
+        raise InvalidFeedbackError(
+            argument, f"could not be read as a mapping ({type(exc).__name__}: {exc})"
+        ) from None

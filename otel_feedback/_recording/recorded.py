@@ -1,31 +1,43 @@
-"""RecordedFeedback: what record_feedback returns; the full record is built when needed.
+"""RecordedFeedback: what record_feedback returns, a light handle on the event it wrote.
 
-Recording must cost little more than the span event it writes, so a call with plain
-arguments (a key, a score, a string value, a comment) only checks them and keeps them: the
-pydantic :class:`Feedback` is built later, in the background when it is exported, or when the
-caller asks for it. Other arguments are validated into a :class:`Feedback` at once.
+Recording must cost little more than the span event it writes, so the handle holds that
+event's attributes, its time and the judged run, nothing more: the pydantic
+:class:`Feedback` is built from them when it is needed, in the background when it is
+exported, or when the caller asks for it. Feedback with arguments beyond the plain ones is
+validated into a record on the call, and the handle keeps that record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from opentelemetry.util.types import AttributeValue
 
-from otel_feedback._codec import datetime_from_ns, encode, encode_plain
-from otel_feedback._ids import uuid_from_span_id, uuid_from_trace_id
-from otel_feedback._model import Feedback, FeedbackSource, checked_feedback
+from otel_feedback._attributes import ATTR_KEY
+from otel_feedback._ids import (
+    datetime_from_ns,
+    uuid_from_span_id,
+    uuid_from_trace_id,
+    uuid_of_int,
+)
+
+if TYPE_CHECKING:
+    from otel_feedback._model import Feedback
 
 __all__ = ["RecordedFeedback"]
+
+_new = object.__new__
 
 
 class RecordedFeedback:
     """Feedback that :func:`record_feedback` recorded: its id and run now, its record on demand.
 
-    The arguments were checked when the feedback was recorded, so building the record cannot
-    fail. Feedback with plain values (a key, a score, a string value, a comment) builds its
-    record in the background, when it is exported; ``to_feedback()`` builds an equal one.
+    Made by :func:`record_feedback` only. The arguments were checked when the feedback was
+    recorded, so building the record cannot fail; ``to_feedback()`` builds one equal to the
+    record the exporters receive.
 
     Example::
 
@@ -34,73 +46,48 @@ class RecordedFeedback:
         recorded.to_feedback()   # Feedback(id=..., key='correctness', score=1, ...)
     """
 
-    __slots__ = (
-        "_comment",
-        "_id",
-        "_id_text",
-        "_key",
-        "_record",
-        "_score",
-        "_source",
-        "_span_id",
-        "_time_ns",
-        "_trace_id",
-        "_value",
-    )
+    __slots__ = ("_attributes", "_id", "_record", "_span_id", "_time_ns", "_trace_id")
 
-    def __init__(  # noqa: PLR0917 - on the recording path, where keywords cost time
-        self,
-        key: str,
+    _attributes: Mapping[str, AttributeValue]
+    _id: int
+    _time_ns: int
+    _trace_id: int
+    _span_id: int
+    _record: Feedback | None
+
+    def __init__(self) -> None:
+        raise TypeError("RecordedFeedback is made by record_feedback(), not directly")
+
+    @classmethod
+    def _made(
+        cls,
+        *,
+        attributes: Mapping[str, AttributeValue],
         id_number: int,
-        id_text: str,
         time_ns: int,
         trace_id: int,
         span_id: int,
-        score: bool | int | float | None,
-        value: str | None,
-        comment: str | None,
-        source: FeedbackSource | None,
-        record: Feedback | None = None,
-    ) -> None:
-        """Made by :func:`record_feedback` only: from checked plain values, or a record."""
-        self._key = key
+        record: Feedback | None,
+    ) -> RecordedFeedback:
+        """The handle of feedback whose event has ``attributes``, about the run given."""
+        self = _new(cls)
+        self._attributes = attributes
         self._id = id_number
-        self._id_text = id_text
         self._time_ns = time_ns
         self._trace_id = trace_id
         self._span_id = span_id
-        self._score = score
-        self._value = value
-        self._comment = comment
-        self._source = source
         self._record = record
-
-    @classmethod
-    def of(cls, record: Feedback, time_ns: int, trace_id: int, span_id: int) -> RecordedFeedback:
-        """The recorded form of an already validated record."""
-        return cls(
-            record.key,
-            record.id.int,
-            str(record.id),
-            time_ns,
-            trace_id,
-            span_id,
-            None,
-            None,
-            None,
-            None,
-            record,
-        )
+        return self
 
     @property
     def id(self) -> UUID:
         """The record's id; receivers de-duplicate on it."""
-        return UUID(int=self._id)
+        return uuid_of_int(self._id)
 
     @property
     def key(self) -> str:
         """The metric's name."""
-        return self._key
+        return str(self._attributes[ATTR_KEY])
 
     @property
     def trace_id(self) -> UUID | None:
@@ -119,35 +106,22 @@ class RecordedFeedback:
 
     def to_feedback(self) -> Feedback:
         """The full record, equal to the one the exporters receive."""
-        record = self._record
-        if record is None:
-            # Built afresh each time (the exporters get their own): it is rarely asked for.
-            created_at = datetime_from_ns(self._time_ns)
-            record = checked_feedback(
-                id=UUID(int=self._id),
-                created_at=created_at,
-                modified_at=created_at,
-                trace_id=self.trace_id,
-                run_id=self.run_id,
-                key=self._key,
-                score=self._score,
-                value=self._value,
-                comment=self._comment,
-                feedback_source=self._source,
-            )
-        return record
+        if self._record is not None:
+            return self._record
+        from otel_feedback._decode import decode_plain  # noqa: PLC0415 - pydantic, when needed
 
-    def _event_attributes(self) -> dict[str, AttributeValue]:
-        """The attributes of this feedback's ``gen_ai.evaluation.result`` event."""
-        source = self._source
-        if source is None:
-            return encode(self.to_feedback())
-        return encode_plain(
-            self._key, self._id_text, self._score, self._value, self._comment, source.type
+        # Only plain calls come without a record. Built afresh each time (the exporters get
+        # their own): it is rarely asked for twice.
+        return decode_plain(
+            self._attributes,
+            id_number=self._id,
+            timestamp_ns=self._time_ns,
+            trace_id=self._trace_id,
+            span_id=self._span_id,
         )
 
     def __repr__(self) -> str:
         return (
-            f"RecordedFeedback(key={self._key!r}, id={self._id_text!r}, "
-            f"trace_id={self._trace_id:032x}, run_id={self._span_id:016x})"
+            f"RecordedFeedback(key={self.key!r}, id={self.id!r}, "
+            f"trace_id={self.trace_id!r}, run_id={self.run_id!r})"
         )

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_feedback._errors import InvalidFeedbackError
-from otel_feedback._ids import IdLike, parse_span_id, parse_trace_id
+from otel_feedback._ids import IdLike, parse_span_id, parse_trace_id, parse_traceparent
 
 __all__ = ["Remote", "SpanLike", "Target", "current_target", "resolve_target"]
-
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +116,5 @@ def _prefer_current(target: Remote | None) -> Target:
 
 
 def _parse_traceparent(value: object) -> Remote:
-    if not isinstance(value, str):
-        raise InvalidFeedbackError("traceparent", f"must be a string, got {type(value).__name__}")
-    match = _TRACEPARENT.fullmatch(value.strip())
-    if match is None:
-        raise InvalidFeedbackError(
-            "traceparent", f"not a W3C traceparent (version-traceid-spanid-flags): {value!r}"
-        )
-    version, trace_hex, span_hex, flags, rest = match.groups()
-    if version == "ff" or (version == "00" and rest):
-        raise InvalidFeedbackError("traceparent", f"unsupported version or format: {value!r}")
-    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
-    if not trace_id or not span_id:
-        raise InvalidFeedbackError("traceparent", "must not have an all-zero trace or span id")
-    return Remote(trace_id, span_id, bool(int(flags, 16) & 1))
+    trace_id, span_id, sampled = parse_traceparent(value, "traceparent")
+    return Remote(trace_id, span_id, sampled)

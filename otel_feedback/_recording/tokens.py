@@ -5,22 +5,37 @@ byte, the 16-byte trace id, the 8-byte span id (zero: the whole trace), the expi
 Unix seconds and the allowed key in UTF-8 (empty: any key), and the tag is the first 16 bytes
 of HMAC-SHA256(secret, payload). Any process that shares the secret can mint and check them;
 no server keeps state.
+
+Decoding is strict: only the URL-safe alphabet, and only the one canonical text of the bytes
+(a decoder that skipped other characters would let a token with characters inserted into it
+verify). ``itsdangerous`` is not used for this reason: its decoder drops characters outside
+the alphabet and non-ASCII ones, so a garbled token verifies; its payloads are JSON (tokens
+twice as long); and its expiry is chosen by the verifier, where ours is carried by the token.
+Verification tries the current secret, then each fallback (a rotation); signing uses the
+current one only.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
+import math
+import re
 import struct
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
+from uuid import NAMESPACE_URL, uuid5
 
-from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
+from otel_feedback._environment import (
+    OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+    token_secret,
+    token_secret_fallbacks,
+)
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
-from otel_feedback._ids import IdLike
+from otel_feedback._ids import IdLike, datetime_from_ns
 from otel_feedback._recording.record import record_feedback
 from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._recording.target import Remote, SpanLike, resolve_target
@@ -37,6 +52,9 @@ _HEAD = struct.Struct(">B16s8sQ")
 _TAG_BYTES = 16
 _MIN_SECRET_BYTES = 16
 _MAX_KEY_BYTES = 256
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+# One token, one feedback id per key: a resubmission updates the same feedback.
+_TOKEN_FEEDBACK_IDS = uuid5(NAMESPACE_URL, "https://opentelemetry.io/otel-feedback/token")
 # The clock, as a name the tests can replace.
 _now = time.time
 
@@ -66,7 +84,8 @@ def create_feedback_token(
         trace_id: the run's trace (instead of ``span``); alone, the whole trace.
         run_id: the run's span within ``trace_id``.
         key: the only feedback key the token allows; ``None`` allows any.
-        expires_in: how long the token is valid.
+        expires_in: how long the token is valid (at least a second; rounded up to whole
+            seconds).
         secret: the signing secret (16 bytes or more); default
             ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
 
@@ -83,12 +102,13 @@ def create_feedback_token(
     if not isinstance(target, Remote):
         context = target.get_span_context()
         target = Remote(context.trace_id, context.span_id, context.trace_flags.sampled)
-    if not isinstance(expires_in, timedelta) or expires_in <= timedelta(0):
+    if not isinstance(expires_in, timedelta) or expires_in < timedelta(seconds=1):
         raise InvalidFeedbackError(
-            "expires_in", f"must be a positive timedelta, got {expires_in!r}"
+            "expires_in", f"must be a timedelta of a second or more, got {expires_in!r}"
         )
     key_bytes = b"" if key is None else _key_bytes(key)
-    expires = int(_now() + expires_in.total_seconds())
+    # Rounded up: the token is valid for at least expires_in.
+    expires = math.ceil(_now() + expires_in.total_seconds())
     payload = _HEAD.pack(
         _VERSION,
         target.trace_id.to_bytes(16, "big"),
@@ -108,12 +128,15 @@ def record_feedback_from_token(
     comment: str | None = None,
     correction: dict[str, Any] | str | None = None,
     secret: str | bytes | None = None,
+    fallback_secrets: Sequence[str | bytes] | None = None,
 ) -> RecordedFeedback | None:
     """Record an end user's feedback on the run a token was minted for.
 
     The token is checked (signature in constant time, then expiry and key) before anything
     is recorded; the feedback then goes to its run like ``record_feedback(trace_id=...,
-    run_id=...)``, with ``feedback_source.type`` ``"app"``.
+    run_id=...)``, with ``feedback_source.type`` ``"app"``. One token gives one feedback id
+    (per key): a resubmission with the same token updates that feedback in receivers that
+    de-duplicate on the id, instead of adding another.
 
     Example::
 
@@ -127,6 +150,8 @@ def record_feedback_from_token(
         comment: as for ``record_feedback``.
         correction: as for ``record_feedback``.
         secret: the verifying secret; default ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
+        fallback_secrets: earlier secrets that still verify (a rotation); default
+            ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS``.
 
     Returns:
         As for ``record_feedback``; ``None`` when nothing is recorded (``OTEL_SDK_DISABLED``).
@@ -136,7 +161,9 @@ def record_feedback_from_token(
             another secret, or expired; the key is not the one it allows; no secret.
         InvalidFeedbackError: bad feedback values, as for ``record_feedback``.
     """
-    trace_id, span_id, allowed_key, _expires = _verify(token, _secret(secret))
+    trace_id, span_id, allowed_key, _expires = read_feedback_token(
+        token, secret=secret, fallback_secrets=fallback_secrets
+    )
     if allowed_key is not None and key is not None and key != allowed_key:
         raise FeedbackTokenError("key", f"the token allows only the key {allowed_key!r}")
     chosen = key if key is not None else allowed_key
@@ -149,6 +176,7 @@ def record_feedback_from_token(
         comment=comment,
         correction=correction,
         feedback_source_type="app",
+        feedback_id=uuid5(_TOKEN_FEEDBACK_IDS, f"{token}\n{chosen}"),
         trace_id=trace_id,
         run_id=span_id or None,
     )
@@ -163,27 +191,33 @@ class TokenClaims(NamedTuple):
     expires: datetime
 
 
-def read_feedback_token(token: str, *, secret: str | bytes | None = None) -> TokenClaims:
+def read_feedback_token(
+    token: str,
+    *,
+    secret: str | bytes | None = None,
+    fallback_secrets: Sequence[str | bytes] | None = None,
+) -> TokenClaims:
     """Verify ``token`` as :func:`record_feedback_from_token` does, and say what it allows.
 
     Raises:
         FeedbackTokenError: as :func:`record_feedback_from_token` for the token and secret.
     """
-    return _verify(token, _secret(secret))
+    keys = [_secret(secret)]
+    fallbacks = token_secret_fallbacks() if fallback_secrets is None else fallback_secrets
+    keys.extend(_secret(fallback, name="fallback_secrets") for fallback in fallbacks)
+    return _verify(token, keys)
 
 
-def _verify(token: object, signing_key: bytes) -> TokenClaims:
-    if not isinstance(token, str) or not token.isascii():
-        raise FeedbackTokenError("token", "must be a string of URL-safe base64")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise FeedbackTokenError("token", "garbled: not URL-safe base64") from None
+def _verify(token: object, signing_keys: list[bytes]) -> TokenClaims:
+    if not isinstance(token, str) or not _URL_SAFE.fullmatch(token):
+        raise FeedbackTokenError("token", "must be a string of URL-safe base64 characters")
+    raw = _decoded(token)
     if len(raw) < _HEAD.size + _TAG_BYTES:
         raise FeedbackTokenError("token", "truncated or garbled: too short")
     payload, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
-    # The signature is checked before any field is trusted, in constant time.
-    if not hmac.compare_digest(tag, _tag(signing_key, payload)):
+    # The signature is checked before any field is trusted, in constant time, against the
+    # current secret and then each fallback.
+    if not any(hmac.compare_digest(tag, _tag(key, payload)) for key in signing_keys):
         raise FeedbackTokenError(
             "token", "signature does not match: tampered with, truncated, or another secret"
         )
@@ -191,37 +225,55 @@ def _verify(token: object, signing_key: bytes) -> TokenClaims:
     if version != _VERSION:
         raise FeedbackTokenError("token", f"unknown token version {version}")
     if _now() >= expires:
-        when = datetime.fromtimestamp(expires, tz=timezone.utc).isoformat()
+        when = datetime_from_ns(expires * 1_000_000_000).isoformat()
         raise FeedbackTokenError("token", f"expired at {when}")
     key_bytes = payload[_HEAD.size :]
+    try:
+        allowed_key = key_bytes.decode() if key_bytes else None
+    except UnicodeDecodeError:
+        raise FeedbackTokenError("token", "its key is not UTF-8") from None
     return TokenClaims(
         int.from_bytes(trace_bytes, "big"),
         int.from_bytes(span_bytes, "big"),
-        key_bytes.decode() if key_bytes else None,
-        datetime.fromtimestamp(expires, tz=timezone.utc),
+        allowed_key,
+        datetime_from_ns(expires * 1_000_000_000),
     )
+
+
+def _decoded(token: str) -> bytes:
+    """The bytes of ``token``, which must be their one canonical unpadded URL-safe text."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        raise FeedbackTokenError("token", "garbled: not URL-safe base64") from None
+    # Exact length and no stray bits: the token must be exactly what signing wrote.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
+        raise FeedbackTokenError("token", "garbled: not the exact text a token is")
+    return raw
 
 
 def _tag(signing_key: bytes, payload: bytes) -> bytes:
     return hmac.new(signing_key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
 
 
-def _secret(secret: str | bytes | None) -> bytes:
+def _secret(secret: str | bytes | None, *, name: str = "secret") -> bytes:
     # The secret itself never enters a message: only its name and its length do.
     if secret is None:
-        from_env = token_secret()
-        if from_env is None:
+        secret = token_secret()
+        if secret is None:
             raise FeedbackTokenError(
-                "secret", f"no secret: pass secret= or set {OTEL_PYTHON_FEEDBACK_TOKEN_SECRET}"
+                name, f"no secret: pass secret= or set {OTEL_PYTHON_FEEDBACK_TOKEN_SECRET}"
             )
-        secret = from_env
     if isinstance(secret, str):
-        secret = secret.encode()
+        try:
+            secret = secret.encode()
+        except UnicodeEncodeError:
+            raise FeedbackTokenError(name, "cannot be encoded as UTF-8") from None
     if not isinstance(secret, bytes):
-        raise FeedbackTokenError("secret", "must be str or bytes")
+        raise FeedbackTokenError(name, "must be str or bytes")
     if len(secret) < _MIN_SECRET_BYTES:
         raise FeedbackTokenError(
-            "secret", f"too short: {len(secret)} bytes, at least {_MIN_SECRET_BYTES} needed"
+            name, f"too short: {len(secret)} bytes, at least {_MIN_SECRET_BYTES} needed"
         )
     return secret
 
@@ -229,7 +281,10 @@ def _secret(secret: str | bytes | None) -> bytes:
 def _key_bytes(key: object) -> bytes:
     if not isinstance(key, str) or not key:
         raise InvalidFeedbackError("key", f"must be a non-empty string, got {key!r}")
-    encoded = key.encode()
+    try:
+        encoded = key.encode()
+    except UnicodeEncodeError:
+        raise InvalidFeedbackError("key", "cannot be encoded as UTF-8 (a lone surrogate)") from None
     if len(encoded) > _MAX_KEY_BYTES:
         raise InvalidFeedbackError("key", f"too long for a token: at most {_MAX_KEY_BYTES} bytes")
     return encoded

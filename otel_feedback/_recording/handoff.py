@@ -1,0 +1,216 @@
+"""Where recorded feedback meets the processors: the span event is the carrier of truth.
+
+Feedback recorded on a live span is one ``gen_ai.evaluation.result`` event on it, and that
+event is what the span's ``FeedbackSpanProcessor`` reads when the span ends
+(:func:`feedback_of`). Nothing is kept aside for the common case. The record goes to the
+processors by another way only when the span would lose its event:
+
+- the span's limits would cut the event as it is added (a long value, too many
+  attributes): the whole record is handed to the processors at once, and the event is
+  marked ``otel_feedback.truncated`` so that it is not read again;
+- the span's event count limit evicts a feedback event (the SDK evicts the oldest): the
+  event is handed to the processors as it goes (:mod:`otel_feedback._sdk` watches evictions).
+
+Either way the record reaches only the processors of the span's own TracerProvider, and
+memory stays bounded: a span that never ends holds its few events, and what it evicts joins
+the processors' bounded queue, where anything that does not fit is counted as dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from otel_feedback._attributes import ATTR_TRUNCATED, EVENT_NAME
+from otel_feedback._sdk import (
+    CarryingEvent,
+    add_carrying_event,
+    cut_by_limits,
+    processors_of_provider,
+    processors_of_span,
+    watch_evictions,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from otel_feedback._model import Feedback
+    from otel_feedback._recording.recorded import RecordedFeedback
+
+__all__ = [
+    "EventFeedback",
+    "FeedbackItem",
+    "FeedbackSink",
+    "direct_sinks",
+    "feedback_of",
+    "hand_off",
+    "put_on_span",
+    "register",
+    "sinks_of_provider",
+    "sinks_of_span",
+    "unregister",
+]
+
+
+class FeedbackItem(Protocol):
+    """Feedback on its way to the exporters; the record is built off the application's thread."""
+
+    def to_feedback(self) -> Feedback:
+        """The record.
+
+        Raises:
+            InvalidFeedbackError: the item does not make a valid record (an event that other
+                code wrote wrongly).
+        """
+        ...  # pragma: no cover - a protocol
+
+
+class FeedbackSink(Protocol):
+    """What takes feedback handed off before its span ends: a FeedbackSpanProcessor."""
+
+    def _submit(self, item: FeedbackItem) -> None:
+        """Export ``item``; it will not be found on an ending span."""
+
+
+class EventFeedback(NamedTuple):
+    """A feedback event read off a span: decoded into its record only when exported."""
+
+    attributes: Mapping[str, Any]
+    timestamp: int
+    trace_id: int
+    span_id: int
+
+    def to_feedback(self) -> Feedback:
+        """The record the event carries (explicit target attributes win over the span's ids).
+
+        Raises:
+            InvalidFeedbackError: the event does not describe a valid record.
+        """
+        from otel_feedback._decode import decode  # noqa: PLC0415 - pydantic, on first export
+
+        return decode(
+            self.attributes,
+            timestamp_ns=self.timestamp,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+        )
+
+
+_NOTHING: Sequence[FeedbackItem] = ()
+
+
+def feedback_of(span: Any) -> Sequence[FeedbackItem]:
+    """The feedback to export for ``span``, which is ending: what ``on_end`` hands off.
+
+    Contract: runs on the application's thread, in ``on_end``, for every span; it only
+    reads the span's events, in order, and decodes nothing. Every
+    ``gen_ai.evaluation.result`` event still on the span gives one item, whether
+    ``record_feedback`` or other code wrote it, except those marked
+    ``otel_feedback.truncated``, whose whole records were already handed to the processors
+    (as were evicted events). Each item's ``to_feedback()`` builds its record, or raises
+    ``InvalidFeedbackError`` for an event that does not make one. Returns an empty sequence,
+    at the least cost, for a span without events. The caller queues the items as they are.
+    """
+    events = getattr(span, "_events", None)
+    if events is not None and not events:
+        return _NOTHING
+    context = span.context
+    if context is None:
+        return _NOTHING
+    trace_id, span_id = context.trace_id, context.span_id
+    items: list[FeedbackItem] = []
+    for event in span.events if events is None else events:
+        if event.__class__ is CarryingEvent:
+            items.append(event.item)  # written by record_feedback: its handle is the item
+        elif event.name == EVENT_NAME:
+            attributes = event.attributes or {}
+            if ATTR_TRUNCATED not in attributes:
+                items.append(EventFeedback(attributes, event.timestamp, trace_id, span_id))
+    return items
+
+
+# The FeedbackSpanProcessors alive in this process. Only used to tell them apart from other
+# span processors of a provider: feedback is never broadcast to all of them.
+_sinks: weakref.WeakSet[Any] = weakref.WeakSet()
+_sinks_lock = threading.Lock()  # for changes and copies; a membership test needs none
+
+
+def register(sink: FeedbackSink) -> None:
+    """Make ``sink`` one that :func:`sinks_of_span` and :func:`sinks_of_provider` find."""
+    with _sinks_lock:
+        _sinks.add(sink)
+
+
+def unregister(sink: FeedbackSink) -> None:
+    """Stop finding ``sink`` (it shut down)."""
+    with _sinks_lock:
+        _sinks.discard(sink)
+
+
+def sinks_of_span(span: object) -> list[FeedbackSink]:
+    """The FeedbackSpanProcessors of the TracerProvider that made ``span``."""
+    return [p for p in processors_of_span(span) if p in _sinks]  # type: ignore[misc]
+
+
+def sinks_of_provider(provider: object) -> list[FeedbackSink]:
+    """The FeedbackSpanProcessors added to ``provider``."""
+    return [p for p in processors_of_provider(provider) or () if p in _sinks]  # type: ignore[misc]
+
+
+def direct_sinks() -> list[FeedbackSink]:
+    """Where feedback that no span can carry goes: the global TracerProvider's processors.
+
+    Those would have seen its carrier span. When the global provider is not the SDK's, no
+    provider owns the feedback and every FeedbackSpanProcessor of the process takes it.
+    """
+    from opentelemetry import trace  # noqa: PLC0415 - already imported by the SDK
+
+    processors = processors_of_provider(trace.get_tracer_provider())
+    if processors is None:
+        with _sinks_lock:
+            return list(_sinks)
+    return [p for p in processors if p in _sinks]  # type: ignore[misc]
+
+
+def hand_off(sinks: Sequence[FeedbackSink], item: FeedbackItem) -> None:
+    """Give ``item`` to each of ``sinks`` now, rather than when its span ends."""
+    for sink in sinks:
+        sink._submit(item)  # noqa: SLF001 - the sink protocol of this package
+
+
+def report_evictions(span: object) -> Any:
+    """The eviction reporter of a live ``span``: hands each evicted feedback event off."""
+    sinks = sinks_of_span(span)
+    context = span.get_span_context()  # type: ignore[attr-defined]
+    trace_id, span_id = context.trace_id, context.span_id
+
+    def evicted(event: Any) -> None:
+        if event.__class__ is CarryingEvent:
+            hand_off(sinks, event.item)
+            return
+        if event.name != EVENT_NAME:
+            return
+        attributes = event.attributes or {}
+        if ATTR_TRUNCATED not in attributes:
+            hand_off(sinks, EventFeedback(attributes, event.timestamp, trace_id, span_id))
+
+    return evicted
+
+
+def put_on_span(span: Span, recorded: RecordedFeedback, timestamp_ns: int) -> None:
+    """Record ``recorded`` as one event on the live ``span``, its carrier of truth.
+
+    When the span's limits would cut the event, the event is marked cut and the whole record
+    goes to the span's processors at once. Otherwise the event carries the handle itself, so
+    that ``on_end`` hands the handle off as it is. Evictions are watched from the span's
+    first feedback on, so that an evicted feedback event still reaches the processors.
+    """
+    watch_evictions(span, report_evictions)
+    attributes = recorded._attributes  # noqa: SLF001 - the handle's own event attributes
+    if cut_by_limits(span, attributes):
+        span.add_event(EVENT_NAME, {**attributes, ATTR_TRUNCATED: True}, timestamp=timestamp_ns)
+        hand_off(sinks_of_span(span), recorded)
+    elif not add_carrying_event(span, EVENT_NAME, attributes, timestamp_ns, recorded):
+        span.add_event(EVENT_NAME, attributes, timestamp=timestamp_ns)

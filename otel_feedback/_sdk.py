@@ -1,0 +1,168 @@
+"""The OpenTelemetry SDK internals otel_feedback relies on, and nothing else, in one place.
+
+The SDK offers no public way to learn what its span limits will do to an event, which
+processors a span reports to, or which events a span evicted. Each reading of its
+internals lives here, with the assumption it makes, and ``tests/test_sdk_internals.py``
+checks every assumption against the installed SDK, so that a release that changes one
+fails there rather than losing feedback. Every function degrades to "nothing known" for
+spans that are not the SDK's.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry.sdk.trace import Event
+
+__all__ = [
+    "CarryingEvent",
+    "EvictionWatch",
+    "add_carrying_event",
+    "cut_by_limits",
+    "event_list",
+    "keeps_no_events",
+    "processors_of_provider",
+    "processors_of_span",
+    "watch_evictions",
+]
+
+
+def event_list(span: object) -> Any:
+    """The span's own event list, or None for a span that is not the SDK's.
+
+    Assumes ``span._events`` is a ``BoundedList`` (``len``, iteration under its lock,
+    ``_dq`` a ``deque`` whose ``maxlen`` is the event count limit, ``_lock``), and that the
+    ``ReadableSpan`` given to ``on_end`` holds the very same list (``Span._readable_span``).
+    """
+    return getattr(span, "_events", None)
+
+
+def keeps_no_events(span: object) -> bool:
+    """Whether ``span``'s event count limit is 0 (an event added to it is dropped at once)."""
+    return getattr(getattr(event_list(span), "_dq", None), "maxlen", None) == 0
+
+
+def cut_by_limits(span: object, attributes: Mapping[str, object]) -> bool:
+    """Whether ``span``'s limits would cut an event with ``attributes`` as it is added.
+
+    Assumes ``span._limits`` is the span's ``SpanLimits``: ``max_attribute_length`` cuts
+    string values, ``max_event_attributes`` drops attributes past that count; ``None``
+    means no limit.
+    """
+    limits = getattr(span, "_limits", None)
+    if limits is None:
+        return False
+    length = limits.max_attribute_length
+    if length is not None and any(
+        value.__class__ is str and len(value) > length for value in attributes.values()
+    ):
+        return True
+    count = limits.max_event_attributes
+    return count is not None and len(attributes) > count
+
+
+def processors_of_span(span: object) -> tuple[object, ...]:
+    """The span processors of the TracerProvider that made ``span``.
+
+    Assumes ``span._span_processor`` is its provider's active span processor, a
+    ``SynchronousMultiSpanProcessor`` or ``ConcurrentMultiSpanProcessor`` whose
+    ``_span_processors`` tuple holds the processors added to the provider.
+    """
+    return _processors_of(getattr(span, "_span_processor", None))
+
+
+def processors_of_provider(provider: object) -> tuple[object, ...] | None:
+    """The span processors added to ``provider``; None when it is not the SDK's.
+
+    Assumes an SDK ``TracerProvider`` keeps them in ``_active_span_processor``, as above.
+    """
+    active = getattr(provider, "_active_span_processor", None)
+    return None if active is None else _processors_of(active)
+
+
+def _processors_of(active: object) -> tuple[object, ...]:
+    processors = getattr(active, "_span_processors", ())
+    return processors if isinstance(processors, tuple) else ()
+
+
+class EvictionWatch(deque):  # type: ignore[type-arg]
+    """A span's event deque that reports each event it is about to evict.
+
+    Assumes the SDK adds a span's events one at a time through ``BoundedList.append``,
+    which calls ``_dq.append`` under the list's lock, and that the deque evicts its oldest
+    item when it is full (``maxlen``), or drops the new item when ``maxlen`` is 0.
+    """
+
+    __slots__ = ("on_evict",)
+
+    def __init__(
+        self,
+        items: Any = (),
+        maxlen: int | None = None,
+        on_evict: Callable[[Any], None] | None = None,
+    ) -> None:
+        super().__init__(items, maxlen)
+        self.on_evict = on_evict
+
+    def append(self, item: Any) -> None:
+        """Append ``item``, reporting the oldest event first when it is about to go."""
+        on_evict = self.on_evict
+        if on_evict is not None and len(self) == self.maxlen:
+            # A limit of 0 keeps no event at all: the new one is the one that goes.
+            on_evict(self[0] if self else item)
+        super().append(item)
+
+
+def watch_evictions(span: Any, reporter: Callable[[Any], Callable[[Any], None]]) -> None:
+    """Make ``span`` report every event its event count limit evicts from now on.
+
+    Cheap once done: the first call for a span swaps its deque for an :class:`EvictionWatch`
+    calling ``reporter(span)`` (under the list's lock, so that no event added meanwhile is lost);
+    later calls only check. Nothing happens for a span that is not the SDK's or whose events
+    have no count limit.
+    """
+    events: Any = getattr(span, "_events", None)
+    current = getattr(events, "_dq", None)
+    if current is None or current.__class__ is EvictionWatch or current.maxlen is None:
+        return
+    on_evict = reporter(span)
+    with events._lock:  # noqa: SLF001
+        current = events._dq  # noqa: SLF001 - again, now that no other thread can swap it
+        if current.__class__ is not EvictionWatch:
+            events._dq = EvictionWatch(current, current.maxlen, on_evict)  # noqa: SLF001
+
+
+class CarryingEvent(Event):
+    """A span event that also carries an object of ours (``item``), for whoever reads it back.
+
+    Assumes ``Event`` keeps its name, timestamp and attributes in ``_name``, ``_timestamp``
+    and ``_attributes``, and that exporters read them through its properties.
+    """
+
+    def __init__(self, name: str, attributes: Mapping[str, Any], timestamp: int, item: Any) -> None:
+        # EventBase.__init__ would read the clock when no timestamp is given: one always is.
+        self._name = name
+        self._timestamp = timestamp
+        self._attributes = attributes
+        self.item = item
+
+
+def add_carrying_event(
+    span: object, name: str, attributes: Mapping[str, Any], timestamp: int, item: Any
+) -> bool:
+    """Add a :class:`CarryingEvent` to an SDK ``span``; False for a span that is not the SDK's.
+
+    ``attributes`` must already be valid attribute values, within the span's limits
+    (:func:`cut_by_limits`): the SDK's own ``add_event`` would copy and check each value
+    again, which is most of what an event costs. They are frozen behind a read-only view,
+    as the SDK freezes its own. Assumes ``Span._add_event(event)`` appends ``event`` to the
+    span's events (and warns, adding nothing, once the span has ended).
+    """
+    add = getattr(span, "_add_event", None)
+    if add is None:
+        return False
+    add(CarryingEvent(name, MappingProxyType(attributes), timestamp, item))
+    return True

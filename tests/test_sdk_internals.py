@@ -1,0 +1,156 @@
+"""One test per assumption that otel_feedback._sdk makes about the SDK's internals."""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from types import MappingProxyType
+from typing import Any, cast
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util import BoundedList
+
+from otel_feedback._sdk import (
+    CarryingEvent,
+    EvictionWatch,
+    add_carrying_event,
+    cut_by_limits,
+    event_list,
+    keeps_no_events,
+    processors_of_provider,
+    processors_of_span,
+    watch_evictions,
+)
+
+
+def _sdk(span: object) -> Span:
+    return cast(Span, span)
+
+
+class _Keep(SpanProcessor):
+    def __init__(self) -> None:
+        self.ended: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span)
+
+
+def test_a_span_keeps_its_events_in_a_bounded_list_shared_with_on_end() -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_events=3))
+    keep = _Keep()
+    provider.add_span_processor(keep)
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        span.add_event("e")
+        events = event_list(span)
+    assert isinstance(events, BoundedList)
+    raw: Any = events
+    assert isinstance(raw._dq, deque)
+    assert raw._dq.maxlen == 3
+    assert raw._lock is not None
+    assert event_list(keep.ended[0]) is events  # the very list, not a copy
+    assert event_list(object()) is None
+
+
+def test_limits_are_read_from_the_span() -> None:
+    provider = TracerProvider(
+        span_limits=SpanLimits(max_attribute_length=4, max_event_attributes=2)
+    )
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        assert cut_by_limits(span, {"a": "12345"})
+        assert not cut_by_limits(span, {"a": "1234", "b": 1})
+        assert cut_by_limits(span, {"a": 1, "b": 2, "c": 3})
+        # The SDK cuts exactly what the check predicts.
+        span.add_event("e", {"a": "12345"})
+    assert _sdk(span).events[0].attributes == {"a": "1234"}
+    assert not cut_by_limits(object(), {"a": "x" * 10_000})
+
+
+def test_no_limit_is_none() -> None:
+    with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+        assert not cut_by_limits(span, {"a": "x" * 100_000})
+
+
+def test_a_span_reports_to_its_own_providers_processors() -> None:
+    provider, other = TracerProvider(), TracerProvider()
+    first, second, elsewhere = _Keep(), _Keep(), _Keep()
+    provider.add_span_processor(first)
+    provider.add_span_processor(second)
+    other.add_span_processor(elsewhere)
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        assert processors_of_span(span) == (first, second)
+    assert processors_of_provider(provider) == (first, second)
+    assert processors_of_provider(other) == (elsewhere,)
+    assert processors_of_span(object()) == ()
+    assert processors_of_provider(trace.NoOpTracerProvider()) is None
+
+
+def test_evictions_are_reported_and_the_sdk_still_counts_them() -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_events=2))
+    evicted: list[str] = []
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        span.add_event("before")
+        watch_evictions(span, lambda _span: lambda event: evicted.append(event.name))
+        watch_evictions(span, lambda _span: lambda event: evicted.append("twice"))  # once only
+        for name in ("a", "b", "c"):
+            span.add_event(name)
+    assert evicted == ["before", "a"]
+    assert [e.name for e in _sdk(span).events] == ["b", "c"]
+    assert _sdk(span).dropped_events == 2
+    assert isinstance(event_list(span)._dq, EvictionWatch)
+
+
+def test_a_limit_of_zero_reports_the_event_itself() -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_events=0))
+    evicted: list[str] = []
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        assert keeps_no_events(span)
+        watch_evictions(span, lambda _span: lambda event: evicted.append(event.name))
+        span.add_event("only")
+    assert evicted == ["only"]
+    assert _sdk(span).events == ()
+
+
+def test_unlimited_events_need_no_watch() -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_events=SpanLimits.UNSET))
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        watch_evictions(span, lambda _span: lambda event: None)
+        assert event_list(span)._dq.__class__ is deque
+        assert not keeps_no_events(span)
+
+
+def test_a_watched_deque_survives_a_deep_copy() -> None:
+    watched = EvictionWatch([1, 2], 2, lambda item: None)
+    copied = copy.deepcopy(watched)
+    copied.append(3)
+    assert list(copied) == [2, 3]
+
+
+def test_a_carrying_event_is_an_event_as_exporters_read_it() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    item = object()
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        assert add_carrying_event(span, "e", {"a": 1, "b": "x"}, 1234, item)
+    (event,) = memory.get_finished_spans()[0].events
+    assert isinstance(event, CarryingEvent)
+    assert event.item is item
+    assert (event.name, event.timestamp, dict(event.attributes or {})) == (
+        "e",
+        1234,
+        {"a": 1, "b": "x"},
+    )
+    assert isinstance(event.attributes, MappingProxyType)  # read-only, as the SDK's are
+    assert event.dropped_attributes == 0
+    assert '"a": 1' in memory.get_finished_spans()[0].to_json()
+    assert not add_carrying_event(object(), "e", {}, 1, item)
+
+
+def test_an_ended_span_takes_no_carrying_event() -> None:
+    with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+        pass
+    add_carrying_event(span, "e", {"a": 1}, 1, None)
+    assert _sdk(span).events == ()
