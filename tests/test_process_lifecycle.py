@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,40 @@ def test_a_forked_child_exports_its_own_records_once(receiver: OTLPReceiver) -> 
     keys = sorted(log.attributes["gen_ai.evaluation.name"] for log in receiver.logs())
     # The parent's queued record leaves once, from the parent; the child sends only its own.
     assert keys == ["before", "child", "parent"]
+
+
+MULTIPROCESSING = """
+import multiprocessing, sys
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import FeedbackSpanProcessor, JsonlFeedbackExporter, record_feedback
+
+provider = TracerProvider(shutdown_on_exit=False)
+processor = FeedbackSpanProcessor(
+    JsonlFeedbackExporter(sys.argv[1]), schedule_delay_millis=60_000
+)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("app")
+
+
+def work(count):
+    for i in range(count):
+        with tracer.start_as_current_span("child"):
+            record_feedback("child", score=i)
+
+
+if __name__ == "__main__":
+    children = [multiprocessing.get_context("fork").Process(target=work, args=(20,)) for _ in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_multiprocessing_children_deliver_before_they_end(tmp_path: Path) -> None:
+    # A multiprocessing child ends with os._exit: no atexit hook runs there.
+    script, out = tmp_path / "app.py", tmp_path / "out.jsonl"
+    script.write_text(MULTIPROCESSING)
+    subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=120)
+    assert len(out.read_text().splitlines()) == 60

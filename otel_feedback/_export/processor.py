@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 import time
 import weakref
 from collections.abc import Sequence
@@ -119,6 +118,9 @@ class FeedbackSpanProcessor(SpanProcessor):
         # A process that exits without shutdown() still sends what is queued.
         at_exit = weakref.WeakMethod(self._at_exit)
         atexit.register(lambda: (m := at_exit()) and m())
+        from multiprocessing import util  # noqa: PLC0415 - a light module, needed only here
+
+        util.register_after_fork(self, FeedbackSpanProcessor._in_multiprocessing_child)
 
     @property
     def dropped_records(self) -> int:
@@ -199,13 +201,13 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _at_fork_reinit(self) -> None:
         self._engine.after_fork()
-        if "multiprocessing" in sys.modules:
-            # A multiprocessing child ends with os._exit, which skips atexit hooks; it runs
-            # multiprocessing's own finalizers first.
-            from multiprocessing import util  # noqa: PLC0415 - only in such a child
 
-            at_exit = weakref.WeakMethod(self._at_exit)
-            util.Finalize(None, lambda: (m := at_exit()) and m(), exitpriority=10)
+    def _in_multiprocessing_child(self) -> None:
+        # A multiprocessing child ends with os._exit, which skips atexit hooks; it runs
+        # multiprocessing's own finalizers first.
+        from multiprocessing import util  # noqa: PLC0415 - the module is loaded by then
+
+        util.Finalize(self, self._at_exit, exitpriority=10)
 
 
 def _flush(exporter: FeedbackExporter, timeout_millis: int) -> bool:
