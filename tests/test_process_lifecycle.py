@@ -98,7 +98,8 @@ def work(count):
 
 
 if __name__ == "__main__":
-    children = [multiprocessing.get_context("fork").Process(target=work, args=(20,)) for _ in range(3)]
+    fork = multiprocessing.get_context("fork")
+    children = [fork.Process(target=work, args=(20,)) for _ in range(3)]
     for child in children:
         child.start()
     for child in children:
