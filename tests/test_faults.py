@@ -108,7 +108,9 @@ def test_429_with_retry_after_is_honoured(app: App, port: int) -> None:
         receiver.retry_after = "0"
         app.record(3)
         assert app.processor.force_flush(10_000)
-        assert receiver.refused == 1
+        # Retried within the SDK exporter (newer SDKs), or by the engine (older ones,
+        # with smaller batches after each refusal): either way nothing is lost.
+        assert receiver.refused >= 1
         assert sorted(_received(receiver)) == sorted(app.sent)
 
 
