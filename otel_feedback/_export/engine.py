@@ -163,7 +163,7 @@ class Engine(Generic[Item]):
             for name, e in _route_names(exporters)
         )
         self._spool_ok = spool is not None
-        self._unwritten: list[list[tuple[str, _Parcel]]] = []
+        self._unwritten: list[list[tuple[_Route, _Parcel]]] = []
         meter = metrics.get_meter("otel_feedback", __version__, meter_provider=meter_provider)
         self._dropped_counter = meter.create_counter(
             "otel_feedback.records.dropped",
@@ -377,25 +377,32 @@ class Engine(Generic[Item]):
             except Exception as error:  # noqa: BLE001 - one bad item must not sink others
                 logger.debug("Skipped an unreadable feedback item", exc_info=True)
                 self._lost_before_routes(1, f"an unreadable feedback item ({type(error).__name__})")
-        written = self._spool_put(records) if records else 0
         with self._lock:
+            # Written under the lock: a route fed from the spool must not read (and send)
+            # these rows and then find the same records handed to it in memory.
+            written = self._spool_put(records) if records else 0
             self._received += len(records)
             now = time.monotonic()
             for route in self._routes:
                 self._offer(route, records[:written], now, on_disk=True)
             rest = records[written:]
-            kept = [(r.name, self._offer(r, rest, now, on_disk=False)) for r in self._routes]
+            kept = [(r, self._offer(r, rest, now, on_disk=False)) for r in self._routes]
             if rest and self._spool is not None:
-                self._unwritten.append([(name, p) for name, p in kept if p is not None])
+                self._unwritten.append([(r, p) for r, p in kept if p is not None])
         self._maybe_expire()
 
     def _spool_put(self, records: list[Feedback], routes: list[str] | None = None) -> int:
-        """Write ``records`` to the spool for ``routes`` (default all); how many it took."""
+        """Write ``records`` to the spool for ``routes`` (default all); how many it took.
+
+        For given ``routes`` (records written again), all of them or none.
+        """
         spool = self._spool
         if spool is None:
             return 0
         try:
-            written = spool.put(records, routes or [route.name for route in self._routes])
+            written = spool.put(
+                records, routes or [route.name for route in self._routes], partial=not routes
+            )
         except SpoolFullError:
             if self._spool_ok:
                 logger.warning(
@@ -425,22 +432,23 @@ class Engine(Generic[Item]):
         return written
 
     def _write_unwritten(self) -> None:
-        """Write what the spool could not take before; those parcels are then on disk."""
-        while self._unwritten:
-            with self._lock:
-                group = [
-                    (name, parcel, list(parcel.records)) for name, parcel in self._unwritten[0]
-                ]
-            # What a route has already taken for export stays off disk: only the rest of
-            # each route's parcel is written.
-            for name, parcel, records in group:
-                if parcel.on_disk or not records:
-                    continue
-                if self._spool_put(records, [name]) < len(records):
-                    return  # written again in full next time (rows are replaced, not doubled)
-                with self._lock:
+        """Write what the spool could not take before; those parcels are then on disk.
+
+        Under the lock, so that no route takes (and delivers) a record between reading the
+        parcel and writing its rows: a row written after its record left would be sent again.
+        """
+        with self._lock:
+            while self._unwritten:
+                for route, parcel in self._unwritten[0]:
+                    if parcel.on_disk or not parcel.records:
+                        continue
+                    if self._spool_put(parcel.records, [route.name]) < len(parcel.records):
+                        return  # all or nothing: tried again next time
                     parcel.on_disk = True
-            with self._lock:
+                    if route.spool_fed and any(p is parcel for p in route.parcels):
+                        # The route reads its records from the spool now: not from memory too.
+                        route.parcels = deque(p for p in route.parcels if p is not parcel)
+                        route.held -= len(parcel.records)
                 self._unwritten.pop(0)
 
     def _maybe_expire(self) -> None:

@@ -173,8 +173,12 @@ class Spool:
                     )
         return taken
 
-    def put(self, records: Sequence[Feedback], routes: Sequence[str]) -> int:
+    def put(
+        self, records: Sequence[Feedback], routes: Sequence[str], *, partial: bool = True
+    ) -> int:
         """Keep ``records`` for each of ``routes``, in one transaction, as far as they fit.
+
+        With ``partial`` false, all of them or none.
 
         Returns:
             How many of ``records`` (from the first) were written.
@@ -185,7 +189,7 @@ class Spool:
         now = time.time()
         with self._lock:
             fit = min(len(records), max(0, self.max_records - self._rows) // max(len(routes), 1))
-            if fit == 0 and records:
+            if (fit == 0 and records) or (not partial and fit < len(records)):
                 raise SpoolFullError(f"{self.path} holds {self._rows} of {self.max_records} rows")
             rows = [
                 (str(record.id), route, self._owner, now, body)
