@@ -125,15 +125,12 @@ class Delivery:
             timeout_s = options.export_timeout_millis / 1000
         self.timeout_s = timeout_s
         self._deadline = time.monotonic() + timeout_s
+        # The other options come from the environment, as for any processor built in code.
         self.processor = FeedbackSpanProcessor(
             list(self._watched),
-            max_queue_size=options.max_queue_size,
-            max_export_batch_size=options.max_export_batch_size,
-            schedule_delay_millis=options.schedule_delay_millis,
             export_timeout_millis=timeout_s * 1000,
             # Not delivered before the command's deadline: dropped, counted and reported.
             retry_for_millis=timeout_s * 1000,
-            spool_path=env.spool_path(),
         )
         self.batch_size = options.max_export_batch_size
         self._ids: list[UUID] = []
