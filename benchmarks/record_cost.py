@@ -9,7 +9,9 @@ the application's thread is counted:
 - late feedback: record_feedback about an ended span (a carrier span); its floor is a child
   span of a remote parent with one such event, on a provider without the processor;
 - spans with no feedback: start and end with the FeedbackSpanProcessor, next to the same with
-  a SpanProcessor that does nothing.
+  a SpanProcessor that does nothing;
+- what inline OpenInference ``annotations.0.annotation.*`` attributes would add to a span
+  with one feedback event (the README says why live feedback does not write them).
 
     python benchmarks/record_cost.py [--spans N] [--per-span K] [--repeats R]
 
@@ -33,7 +35,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
 from otel_feedback._attributes import EVENT_NAME
-from otel_feedback._codec import encode
+from otel_feedback._codec import encode, evaluation_of
 
 ARGUMENTS = {"score": 1, "value": "good", "comment": "matches the reference answer"}
 
@@ -131,6 +133,25 @@ def main() -> None:
         return elapsed
 
     span_calls = spans_per_run * 20
+    inline = {
+        f"annotations.0.annotation.{name}": value
+        for name, value in evaluation_of(attributes, "").items()
+    }
+
+    def one_event(clock: Clock) -> float:
+        started = clock()
+        for _ in range(span_calls):
+            with plain_tracer.start_as_current_span("s") as span:
+                span.add_event(EVENT_NAME, attributes)
+        return (clock() - started) / span_calls / 1000
+
+    def one_event_inline(clock: Clock) -> float:
+        started = clock()
+        for _ in range(span_calls):
+            with plain_tracer.start_as_current_span("s") as span:
+                span.add_event(EVENT_NAME, attributes)
+                span.set_attributes(inline)
+        return (clock() - started) / span_calls / 1000
 
     def spans_of(provider: TracerProvider) -> Run:
         tracer = provider.get_tracer("b")
@@ -151,10 +172,18 @@ def main() -> None:
         late_feedback,
         spans_of(with_noop),
         spans_of(with_feedback),
+        spans_of(plain),
+        one_event,
+        one_event_inline,
     ]
     for run in runs:
         run(time.perf_counter_ns)  # warm up
-    live0, live1, late0, late1, noop, ours = interleaved_medians(runs, args.repeats)
+    live0, live1, late0, late1, noop, ours, bare, event, event_inline = interleaved_medians(
+        runs, args.repeats
+    )
+    # What one event adds to a span, and what the inline attributes add on top of that.
+    added = tuple(e - b for e, b in zip(event, bare, strict=True))
+    inline_added = tuple(i - e for i, e in zip(event_inline, event, strict=True))
 
     rows = [
         (
@@ -167,6 +196,8 @@ def main() -> None:
         ("record_feedback after the run (carrier span)", late1, late0),
         ("span start+end, a SpanProcessor that does nothing (floor)", noop, noop),
         ("span start+end, FeedbackSpanProcessor, no feedback", ours, noop),
+        ("what 1 add_event adds to a span (floor)", added, added),
+        (f"what {len(inline)} inline annotations.0.* attributes add on top", inline_added, added),
     ]
     print(f"{'median, us per feedback or per span':<60}{'thread CPU':>17}{'wall':>17}")
     for label, (cpu, wall), (cpu0, wall0) in rows:

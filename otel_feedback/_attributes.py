@@ -23,7 +23,10 @@ __all__ = [
     "ATTR_FEEDBACK_GROUP_ID",
     "ATTR_ID",
     "ATTR_KEY",
+    "ATTR_LANGSMITH_RUN_ID",
+    "ATTR_LANGSMITH_TRACE_ID",
     "ATTR_MODIFIED_AT",
+    "ATTR_RESPONSE_ID",
     "ATTR_RUN_ID",
     "ATTR_SCORE",
     "ATTR_SCORE_LABEL",
@@ -32,6 +35,7 @@ __all__ = [
     "ATTR_SOURCE_METADATA",
     "ATTR_SOURCE_TYPE",
     "ATTR_SOURCE_USER_ID",
+    "ATTR_SPAN_KIND",
     "ATTR_START_TIME",
     "ATTR_TRACE_ID",
     "ATTR_TRUNCATED",
@@ -39,6 +43,10 @@ __all__ = [
     "ERROR_TYPE_OTHER",
     "EVENT_NAME",
     "PREFIX",
+    "RUN_ATTRIBUTES",
+    "SPAN_EVALUATION",
+    "SPAN_KIND_EVALUATOR",
+    "TRACE_EVALUATION",
 ]
 
 EVENT_NAME: Final = "gen_ai.evaluation.result"
@@ -99,3 +107,21 @@ ATTR_TRACE_ID: Final = PREFIX + "trace_id"
 """Target trace (32 hex digits); only when the event does not sit on the span it judges."""
 ATTR_RUN_ID: Final = PREFIX + "run_id"
 """Target span (16 hex digits); only when the event does not sit on the span it judges."""
+
+# --- the judged span's own correlation keys, copied onto the record ---------------------------
+ATTR_RESPONSE_ID: Final = "gen_ai.response.id"
+"""The judged model call's response id: the evaluation event's one key for log-only readers."""
+ATTR_LANGSMITH_RUN_ID: Final = "langsmith.span.id"
+"""A span's own LangSmith run id (a UUID), which LangSmith uses instead of the span id."""
+ATTR_LANGSMITH_TRACE_ID: Final = "langsmith.trace.id"
+"""A span's own LangSmith trace id (a UUID): the id of LangSmith's root run of the trace."""
+RUN_ATTRIBUTES: Final = (ATTR_RESPONSE_ID, ATTR_LANGSMITH_RUN_ID, ATTR_LANGSMITH_TRACE_ID)
+"""The judged span's attributes that each record about it carries (``run_attributes``)."""
+
+# --- OpenInference annotations (spec/annotations.md), on carrier spans -----------------------
+ATTR_SPAN_KIND: Final = "openinference.span.kind"
+SPAN_KIND_EVALUATOR: Final = "EVALUATOR"
+SPAN_EVALUATION: Final = "evaluations.0.evaluation."
+"""Prefix of a carrier's one span-scoped result: ``name``, ``score``, ``label``, ..."""
+TRACE_EVALUATION: Final = "trace." + SPAN_EVALUATION
+"""Prefix of a carrier's one trace-scoped result (feedback on a whole trace)."""

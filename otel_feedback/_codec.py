@@ -8,20 +8,65 @@ does not import it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
 from otel_feedback import _attributes as a
+from otel_feedback._kinds import annotator_kind
 
 if TYPE_CHECKING:
     from otel_feedback._model import Feedback
 
-__all__ = ["encode", "encode_plain"]
+__all__ = ["encode", "encode_plain", "evaluation_of", "run_attributes_of"]
+
+# Attributes of the event that the OpenInference result carries in its own fields, or that
+# say where the event sits rather than what it says.
+_NOT_METADATA = frozenset(
+    {
+        a.ATTR_KEY,
+        a.ATTR_SCORE,
+        a.ATTR_SCORE_VALUE,
+        a.ATTR_SCORE_LABEL,
+        a.ATTR_COMMENT,
+        a.ATTR_ID,
+        a.ATTR_TRACE_ID,
+        a.ATTR_RUN_ID,
+        a.ATTR_TRUNCATED,
+        a.ATTR_ERROR_TYPE,
+    }
+)
+_JSON_ATTRIBUTES = frozenset(
+    {
+        a.ATTR_VALUE,
+        a.ATTR_CORRECTION,
+        a.ATTR_SOURCE_METADATA,
+        a.ATTR_FEEDBACK_CONFIG,
+        a.ATTR_EXTRA,
+    }
+)
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def run_attributes_of(*sources: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The judged span's correlation attributes found in ``sources`` (first wins), or None.
+
+    Only non-empty strings count: other code may set these names to anything.
+    """
+    found: dict[str, str] | None = None
+    for name in a.RUN_ATTRIBUTES:
+        for source in sources:
+            value = None if source is None else source.get(name)
+            if value.__class__ is str and value:
+                if found is None:
+                    found = {}
+                found[name] = value
+                break
+    return found
 
 
 def encode_plain(  # noqa: PLR0917 - on the recording path, where keywords cost time
@@ -50,7 +95,11 @@ def encode_plain(  # noqa: PLR0917 - on the recording path, where keywords cost 
 
 
 def encode(record: Feedback) -> dict[str, AttributeValue]:
-    """The event attributes of ``record``; its target ids and time travel beside them."""
+    """The event attributes of ``record``; its target ids and time travel beside them.
+
+    The judged span's ``run_attributes`` (``gen_ai.response.id``, ...) come along under
+    their own names.
+    """
     source = record.feedback_source
     attrs = encode_plain(
         record.key,
@@ -86,4 +135,40 @@ def encode(record: Feedback) -> dict[str, AttributeValue]:
         attrs[a.ATTR_START_TIME] = record.start_time.isoformat()
     if record.modified_at != record.created_at:
         attrs[a.ATTR_MODIFIED_AT] = record.modified_at.isoformat()
+    # The judged span's correlation keys under their own names, as the evaluation event
+    # defines gen_ai.response.id.
+    attrs.update(record.run_attributes)
     return attrs
+
+
+def evaluation_of(attrs: Mapping[str, Any], prefix: str) -> dict[str, AttributeValue]:
+    """One OpenInference result (``spec/annotations.md``) of an event's attributes.
+
+    ``prefix`` is :data:`~otel_feedback._attributes.SPAN_EVALUATION` or its ``trace.`` form.
+    name = key, score (a bool as 0 or 1: the spec's scores are numbers), label = a string
+    value, explanation = comment, annotator_kind from the source type, identifier = the
+    feedback id, metadata = the rest of the record as a JSON object. Empty when the record
+    has no score, label or comment: the spec wants one of them in every result.
+    """
+    score = attrs.get(a.ATTR_SCORE, attrs.get(a.ATTR_SCORE_VALUE))
+    label = attrs.get(a.ATTR_SCORE_LABEL)
+    explanation = attrs.get(a.ATTR_COMMENT)
+    if score is None and label is None and explanation is None:
+        return {}
+    result: dict[str, AttributeValue] = {prefix + "name": attrs[a.ATTR_KEY]}
+    if score is not None:
+        result[prefix + "score"] = int(score) if score.__class__ is bool else score
+    if label is not None:
+        result[prefix + "label"] = label
+    if explanation is not None:
+        result[prefix + "explanation"] = explanation
+    result[prefix + "annotator_kind"] = annotator_kind(attrs.get(a.ATTR_SOURCE_TYPE))
+    result[prefix + "identifier"] = attrs[a.ATTR_ID]
+    metadata = {
+        name.removeprefix(a.PREFIX): json.loads(value) if name in _JSON_ATTRIBUTES else value
+        for name, value in attrs.items()
+        if name not in _NOT_METADATA
+    }
+    if metadata:
+        result[prefix + "metadata"] = _dumps(metadata)
+    return result

@@ -15,6 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from pydantic import ValidationError
 
 from otel_feedback import _attributes as a
+from otel_feedback._codec import run_attributes_of
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import (
     datetime_from_ns,
@@ -25,7 +26,13 @@ from otel_feedback._ids import (
     uuid_from_trace_id,
     uuid_of_int,
 )
-from otel_feedback._model import Feedback, checked_feedback, invalid_feedback, source_of_type
+from otel_feedback._model import (
+    Feedback,
+    checked_feedback,
+    invalid_feedback,
+    source_of_type,
+    with_run_attributes,
+)
 
 __all__ = ["decode", "decode_plain"]
 
@@ -56,11 +63,20 @@ def decode_plain(
     )
 
 
-def decode(attrs: Mapping[str, Any], *, timestamp_ns: int, trace_id: int, span_id: int) -> Feedback:
+def decode(
+    attrs: Mapping[str, Any],
+    *,
+    timestamp_ns: int,
+    trace_id: int,
+    span_id: int,
+    span_attributes: Mapping[str, Any] | None = None,
+) -> Feedback:
     """Rebuild the record carried by one event's attributes.
 
     ``trace_id`` and ``span_id`` are those of the span the event sits on (or of the log
-    record); explicit target attributes, as on a carrier span, take precedence.
+    record); explicit target attributes, as on a carrier span, take precedence. The
+    record's ``run_attributes`` come from the event, else from ``span_attributes`` (those
+    of the span it sits on).
 
     Raises:
         InvalidFeedbackError: the attributes do not describe a valid record.
@@ -118,9 +134,10 @@ def decode(attrs: Mapping[str, Any], *, timestamp_ns: int, trace_id: int, span_i
             "user_id": attrs.get(a.ATTR_SOURCE_USER_ID),
         }
     try:
-        return Feedback.model_validate(fields)
+        record = Feedback.model_validate(fields)
     except ValidationError as exc:
         raise invalid_feedback(exc) from None
+    return with_run_attributes(record, run_attributes_of(attrs, span_attributes))
 
 
 def _target(attrs: Mapping[str, Any], trace_id: int, span_id: int) -> tuple[UUID, UUID | None]:

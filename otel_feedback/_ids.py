@@ -35,7 +35,6 @@ __all__ = [
     "uuid_from_trace_id",
     "uuid_of_int",
     "uuid_text",
-    "whole_trace_parent",
 ]
 
 _MAX_TRACE_ID = (1 << 128) - 1
@@ -219,12 +218,3 @@ def parse_traceparent(value: object, field: str) -> tuple[int, int, bool]:
     if not trace_id or not span_id:
         raise InvalidFeedbackError(field, "must not have an all-zero trace or span id")
     return trace_id, span_id, bool(int(flags, 16) & 1)
-
-
-def whole_trace_parent(trace_id: int) -> int:
-    """The parent span id that stands for a whole trace: derived, stable, never zero.
-
-    OpenTelemetry cannot start a span in an existing trace without a parent span: feedback
-    on a whole trace sits under this stand-in, the low 64 bits of the trace id.
-    """
-    return (trace_id & _MAX_SPAN_ID) or 1

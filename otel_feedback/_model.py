@@ -8,6 +8,7 @@ import numbers
 import operator
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     StrictBool,
     ValidationError,
@@ -41,6 +43,7 @@ __all__ = [
     "checked_feedback",
     "invalid_feedback",
     "source_of_type",
+    "with_run_attributes",
 ]
 
 
@@ -319,6 +322,21 @@ class Feedback(BaseModel):
     start_time: AwareDatetime | None = None
     """Start time of the evaluated run."""
 
+    # Not a field of LangSmith's format: kept beside the record, never serialised with it.
+    _run_attributes: Mapping[str, str] | None = PrivateAttr(default=None)
+
+    @property
+    def run_attributes(self) -> Mapping[str, str]:
+        """Attributes of the judged span that name it elsewhere, when it had them.
+
+        ``gen_ai.response.id`` (the judged model call's response, which log-only readers
+        correlate on), ``langsmith.span.id`` and ``langsmith.trace.id`` (the ids LangSmith
+        gave the run instead of the span's). Copied when the judged span ends, or from the
+        span given to ``record_feedback(span=...)``. Not part of the record's JSON: the
+        OTLP exporter sends them as log attributes, the LangSmith exporter uses its ids.
+        """
+        return self._run_attributes or _NO_RUN_ATTRIBUTES
+
     @model_validator(mode="after")
     def _score_fits_config(self) -> Feedback:
         if self.feedback_config is not None and self.score is not None:
@@ -334,6 +352,7 @@ class Feedback(BaseModel):
         return data
 
 
+_NO_RUN_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 _FIELD_NAMES = tuple(Feedback.model_fields)
 _NO_FIELDS = dict.fromkeys(_FIELD_NAMES)
 _new_object = object.__new__
@@ -352,8 +371,18 @@ def checked_feedback(**values: Any) -> Feedback:
     _set(record, "__dict__", {**_NO_FIELDS, **values})
     _set(record, "__pydantic_fields_set__", set(_FIELD_NAMES))
     _set(record, "__pydantic_extra__", None)
-    _set(record, "__pydantic_private__", None)
+    _set(record, "__pydantic_private__", {"_run_attributes": None})
     return record
+
+
+def with_run_attributes(record: Feedback, attributes: Mapping[str, str] | None) -> Feedback:
+    """``record`` with the judged span's ``attributes`` (a copy when it had others)."""
+    if not attributes or record._run_attributes == attributes:  # noqa: SLF001
+        return record
+    # A copy: the record may be the caller's own (``RecordedFeedback.to_feedback()``).
+    copy = record.model_copy()
+    copy._run_attributes = MappingProxyType(dict(attributes))  # noqa: SLF001
+    return copy
 
 
 _SOURCES: dict[str, FeedbackSource] = {}

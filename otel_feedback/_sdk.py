@@ -10,24 +10,32 @@ spans that are not the SDK's.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event
 
 __all__ = [
     "CarryingEvent",
     "EvictionWatch",
+    "PinnedTraceIds",
     "add_carrying_event",
     "cut_by_limits",
     "event_list",
     "keeps_no_events",
     "processors_of_provider",
     "processors_of_span",
+    "start_root_in_trace",
+    "tracer_would_cut",
     "watch_evictions",
 ]
+
+
+_NO_PARENT = Context()  # an empty context: no current span, so a new root
 
 
 def event_list(span: object) -> Any:
@@ -53,15 +61,20 @@ def cut_by_limits(span: object, attributes: Mapping[str, object]) -> bool:
     means no limit.
     """
     limits = getattr(span, "_limits", None)
-    if limits is None:
-        return False
-    length = limits.max_attribute_length
+    return limits is not None and _cut(
+        attributes, limits.max_attribute_length, limits.max_event_attributes, 0
+    )
+
+
+def _cut(
+    attributes: Mapping[str, object], length: int | None, count: int | None, already: int
+) -> bool:
+    """Whether values longer than ``length`` or more than ``count`` attributes in all are there."""
     if length is not None and any(
         value.__class__ is str and len(value) > length for value in attributes.values()
     ):
         return True
-    count = limits.max_event_attributes
-    return count is not None and len(attributes) > count
+    return count is not None and len(attributes) + already > count
 
 
 def processors_of_span(span: object) -> tuple[object, ...]:
@@ -166,3 +179,63 @@ def add_carrying_event(
         return False
     add(CarryingEvent(name, MappingProxyType(attributes), timestamp, item))
     return True
+
+
+def tracer_would_cut(tracer: object, attributes: Mapping[str, object], *, already: int) -> bool:
+    """Whether a span of ``tracer`` would cut ``attributes`` given beside ``already`` others.
+
+    Assumes an SDK ``Tracer`` keeps its ``SpanLimits`` in ``_span_limits``:
+    ``max_attribute_length`` cuts string values, ``max_span_attributes`` evicts the oldest
+    attributes past that count; ``None`` means no limit.
+    """
+    limits = getattr(tracer, "_span_limits", None)
+    return limits is not None and _cut(
+        attributes, limits.max_attribute_length, limits.max_span_attributes, already
+    )
+
+
+class PinnedTraceIds:
+    """An SDK tracer's id generator that gives a chosen trace id to a new root span.
+
+    Wraps the tracer's own generator; the chosen id is per thread, so other threads'
+    spans keep getting fresh ids. Assumes ``Tracer.start_span`` asks ``id_generator`` for
+    a trace id only when the span has no valid parent (and, in newer SDKs, asks
+    ``is_trace_id_random()`` then).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.pinned = threading.local()
+
+    def generate_span_id(self) -> int:
+        """A fresh span id from the tracer's own generator."""
+        return int(self.inner.generate_span_id())
+
+    def generate_trace_id(self) -> int:
+        """The chosen trace id on this thread, else a fresh one."""
+        return getattr(self.pinned, "trace_id", 0) or int(self.inner.generate_trace_id())
+
+    def is_trace_id_random(self) -> bool:
+        """False for a chosen trace id (it was made elsewhere), else as the tracer's own."""
+        if getattr(self.pinned, "trace_id", 0):
+            return False
+        check = getattr(self.inner, "is_trace_id_random", None)
+        return bool(check()) if callable(check) else False
+
+
+def start_root_in_trace(tracer: Any, trace_id: int, name: str, **options: Any) -> Any:
+    """A span of an SDK ``tracer`` with no parent in the existing trace ``trace_id``.
+
+    Returns None for a tracer that is not the SDK's. Assumes ``Tracer.id_generator`` is the
+    attribute ``start_span`` reads (a tracer of ours, so swapping it touches nobody else's).
+    """
+    generator = getattr(tracer, "id_generator", None)
+    if generator is None:
+        return None
+    if generator.__class__ is not PinnedTraceIds:
+        generator = tracer.id_generator = PinnedTraceIds(generator)
+    generator.pinned.trace_id = trace_id
+    try:
+        return tracer.start_span(name, context=_NO_PARENT, **options)
+    finally:
+        generator.pinned.trace_id = 0

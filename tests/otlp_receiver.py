@@ -96,6 +96,10 @@ class ReceivedSpan:
         return int.from_bytes(self.span.span_id, "big")
 
     @property
+    def attributes(self) -> dict[str, Any]:
+        return attributes(self.span.attributes)
+
+    @property
     def parent_span_id(self) -> int:
         return int.from_bytes(self.span.parent_span_id, "big") if self.span.parent_span_id else 0
 

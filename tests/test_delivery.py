@@ -290,7 +290,12 @@ def test_every_record_is_accounted_for(
     (name,) = stats.exported
     dropped = sum(stats.dropped[name].values())
     assert stats.received == len(keys)
-    assert stats.exported[name] == len(exporter.delivered) == len(set(exporter.delivered))
+    assert len(exporter.delivered) == len(set(exporter.delivered))
+    # A batch still with the exporter when the shutdown deadline passed (a loaded machine) is
+    # not counted as exported: it stays in the spool, or is counted lost "still being sent".
+    late = len(exporter.delivered) - stats.exported[name]
+    in_flight = stats.dropped[name].get("still being sent at the deadline", 0)
+    assert 0 <= late <= stats.spooled[name] + in_flight
     assert stats.exported[name] + dropped + stats.pending[name] + stats.spooled[name] == len(keys)
     assert stats.pending[name] == 0  # shutdown left nothing in memory uncounted
     if spool is None:

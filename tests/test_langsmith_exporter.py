@@ -26,7 +26,7 @@ from otel_feedback import (
 )
 from otel_feedback._export.base import PartialFeedbackExport
 from otel_feedback._export.langsmith import WHOLE_TRACE_REFUSED, langsmith_source_type
-from tests.conftest import make_pipeline
+from tests.conftest import Pipeline, make_pipeline
 from tests.vendor_standin import Seen, StandIn
 
 PROJECT_ID = uuid.UUID("6c1fb0b4-3f7e-4bde-9b7c-6a1d8f2e0c11")
@@ -226,3 +226,34 @@ def test_the_environment_configures_it(langsmith: StandIn, monkeypatch: pytest.M
     monkeypatch.setenv("LANGSMITH_PROJECT", "from-env")
     assert LangSmithFeedbackExporter().export(records(1)) is FeedbackExportResult.SUCCESS
     assert langsmith.seen[0].query["name"] == "from-env"
+
+
+def test_a_span_that_names_its_langsmith_ids_gets_its_feedback_there(
+    langsmith: StandIn, global_pipeline: Pipeline
+) -> None:
+    own_run, own_trace = uuid.uuid4(), uuid.uuid4()
+    tracer = global_pipeline.tracer
+    with tracer.start_as_current_span("answer") as span:
+        record_feedback("live", score=1)
+        # Set after the feedback: what counts is what the span carries when it ends.
+        span.set_attribute("langsmith.span.id", str(own_run))
+        span.set_attribute("langsmith.trace.id", str(own_trace))
+    with tracer.start_as_current_span("plain") as plain:
+        record_feedback("plain", score=1)
+        plain.set_attribute("langsmith.span.id", "not-a-uuid")
+    (ended,) = [s for s in global_pipeline.spans.get_finished_spans() if s.name == "answer"]
+    record_feedback("late", score=0, span=ended)
+    global_pipeline.flush()
+
+    exporter = exporter_for(langsmith)
+    assert exporter.export(global_pipeline.feedback.get_finished_feedback()) is (
+        FeedbackExportResult.SUCCESS
+    )
+    posted = {body["key"]: body for body in langsmith.posted("/feedback")}
+    for key in ("live", "late"):
+        assert posted[key]["run_id"] == str(own_run)
+        assert posted[key]["trace_id"] == str(own_trace)
+    # An override that is not a UUID is not LangSmith's: the span id's rule applies.
+    plain_run = langsmith_run_id_from_otel_span_id(plain.get_span_context().span_id)
+    assert posted["plain"]["run_id"] == str(plain_run)
+    assert "trace_id" not in posted["plain"]

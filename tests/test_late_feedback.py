@@ -17,7 +17,6 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otel_feedback import InvalidFeedbackError, record_feedback
 from otel_feedback import _attributes as a
 from otel_feedback._decode import decode
-from otel_feedback._ids import whole_trace_parent
 from tests.conftest import Pipeline, make_pipeline
 from tests.otlp_receiver import OTLPReceiver
 
@@ -149,8 +148,9 @@ def test_a_trace_id_alone_is_feedback_on_the_whole_trace(global_pipeline: Pipeli
     assert carrier.context is not None
     assert carrier.parent is not None
     assert carrier.context.trace_id == run.context.trace_id
-    assert carrier.parent.span_id == whole_trace_parent(run.context.trace_id)
-    assert carrier.links == ()
+    # The trace's root ended here: the carrier links it, and sits under it.
+    assert carrier.parent.span_id == run.context.span_id
+    assert [link.context.span_id for link in carrier.links] == [run.context.span_id]
     assert (carrier.events[0].attributes or {})[a.ATTR_RUN_ID] == ""
     global_pipeline.flush()
     assert global_pipeline.feedback.get_finished_feedback() == (built,)

@@ -24,7 +24,7 @@ from otel_feedback import (
     PhoenixFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._export._kinds import annotator_kind
+from otel_feedback._kinds import annotator_kind
 from tests.conftest import make_pipeline
 from tests.phoenix_server import PhoenixServer, phoenix_bin
 from tests.server_process import installed

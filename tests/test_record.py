@@ -300,4 +300,5 @@ def test_recorded_feedback_and_its_record_are_read_only(pipeline: Pipeline) -> N
 def test_attribute_names_live_in_one_place() -> None:
     names = [getattr(a, n) for n in a.__all__ if n.startswith("ATTR_")]
     assert len(names) == len(set(names))
-    assert all(n.startswith((a.PREFIX, "gen_ai.evaluation.", "error.")) for n in names)
+    foreign = ("gen_ai.evaluation.", "error.", "gen_ai.response.", "langsmith.", "openinference.")
+    assert all(n.startswith((a.PREFIX, *foreign)) for n in names)

@@ -22,6 +22,8 @@ from otel_feedback._sdk import (
     keeps_no_events,
     processors_of_provider,
     processors_of_span,
+    start_root_in_trace,
+    tracer_would_cut,
     watch_evictions,
 )
 
@@ -154,3 +156,30 @@ def test_an_ended_span_takes_no_carrying_event() -> None:
         pass
     add_carrying_event(span, "e", {"a": 1}, 1, None)
     assert _sdk(span).events == ()
+
+
+def test_a_tracers_span_limits_are_what_its_spans_get() -> None:
+    limits = SpanLimits(max_attribute_length=5, max_span_attributes=3)
+    tracer = TracerProvider(span_limits=limits).get_tracer("t")
+    assert tracer_would_cut(tracer, {"k": "123456"}, already=0)
+    assert tracer_would_cut(tracer, {"a": 1, "b": 2}, already=2)
+    assert not tracer_would_cut(tracer, {"a": "12345", "b": 2}, already=1)
+    span = _sdk(tracer.start_span("s", attributes={"a": "123456", "b": 1, "c": 2, "d": 3}))
+    assert dict(span.attributes or {}) == {"b": 1, "c": 2, "d": 3}  # what was foretold
+    assert not tracer_would_cut(trace.NoOpTracer(), {"k": "x" * 10_000}, already=10_000)
+
+
+def test_a_root_span_can_be_started_in_a_given_trace() -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("t")
+    start_root_in_trace(tracer, 0xABC, "carrier").end()
+    tracer.start_span("after").end()
+    carrier, after = spans.get_finished_spans()
+    assert carrier.context is not None
+    assert after.context is not None
+    assert carrier.context.trace_id == 0xABC
+    assert carrier.parent is None
+    assert after.context.trace_id != 0xABC
+    assert start_root_in_trace(trace.NoOpTracer(), 0xABC, "carrier") is None

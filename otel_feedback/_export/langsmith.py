@@ -10,7 +10,9 @@ What LangSmith's ``trace_id`` is for an OTLP trace is not the record's ``trace_i
 calls ``trace_id`` the id of the trace's root run, which for an OTLP trace is derived from the
 root *span's* id, unknown to a record about another span. So the body carries no ``trace_id``
 (it is optional), and feedback on a whole trace, which LangSmith can only address through its
-root run, is refused with that reason.
+root run, is refused with that reason. A span that names its LangSmith ids itself
+(``langsmith.span.id``, ``langsmith.trace.id``) is the exception: the record carries them
+(``Feedback.run_attributes``) and they are used.
 
 Plain HTTP (``requests``): the ``langsmith`` client would bring its own background thread,
 queue and retries, which the engine already provides.
@@ -23,6 +25,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from otel_feedback import _environment as env
+from otel_feedback._attributes import ATTR_LANGSMITH_RUN_ID, ATTR_LANGSMITH_TRACE_ID
 from otel_feedback._export._http import (
     JsonHttp,
     PerRecordExporter,
@@ -32,11 +35,16 @@ from otel_feedback._export._http import (
     deliver_each,
     refusal,
 )
-from otel_feedback._export._kinds import annotator_kind
 from otel_feedback._export.base import ExportOutcome
+from otel_feedback._kinds import annotator_kind
 from otel_feedback._model import Feedback
 
-__all__ = ["LangSmithFeedbackExporter", "feedback_create_of", "langsmith_source_type"]
+__all__ = [
+    "LangSmithFeedbackExporter",
+    "feedback_create_of",
+    "langsmith_ids_of",
+    "langsmith_source_type",
+]
 
 _VENDOR: Final = "LangSmith"
 # The source types LangSmith's API takes (its OpenAPI SourceType); the Python client's own
@@ -62,6 +70,10 @@ def langsmith_source_type(source_type: str | None) -> str:
 def feedback_create_of(record: Feedback, session_id: UUID | None) -> dict[str, Any]:
     """The ``POST /feedback`` body of a record that names its run (no nulls, as the client)."""
     body: dict[str, Any] = record.model_dump(mode="json", exclude={"trace_id"})
+    run_id, trace_id = langsmith_ids_of(record)
+    body["run_id"] = None if run_id is None else str(run_id)
+    if trace_id is not None:
+        body["trace_id"] = str(trace_id)
     source = body.get("feedback_source") or {"type": "api"}
     metadata = dict(source.get("metadata") or {})
     mapped = langsmith_source_type(source.get("type"))
@@ -76,6 +88,31 @@ def feedback_create_of(record: Feedback, session_id: UUID | None) -> dict[str, A
         body["session_id"] = str(session_id)
     body["extend_trace_retention"] = True  # as the client sends it
     return {name: value for name, value in body.items() if value is not None}
+
+
+def langsmith_ids_of(record: Feedback) -> tuple[UUID | None, UUID | None]:
+    """The run and trace ids LangSmith gave the judged span.
+
+    A span may name its LangSmith run and trace itself (``langsmith.span.id``,
+    ``langsmith.trace.id``, UUIDs): those win. Otherwise the run is the record's ``run_id``
+    (LangSmith's rule for OTLP spans) and the trace is unknown. Feedback on a whole trace
+    whose LangSmith trace id is known lands on that trace's root run, whose id it is.
+    """
+    run = record.run_attributes
+    trace_id = _uuid_or_none(run.get(ATTR_LANGSMITH_TRACE_ID))
+    run_id = _uuid_or_none(run.get(ATTR_LANGSMITH_RUN_ID)) or record.run_id
+    if record.run_id is None:
+        run_id = trace_id
+    return run_id, trace_id
+
+
+def _uuid_or_none(value: str | None) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None  # not LangSmith's own id: the span id's rule applies
 
 
 class LangSmithFeedbackExporter(PerRecordExporter):
@@ -168,7 +205,7 @@ class LangSmithFeedbackExporter(PerRecordExporter):
         return Verdict.REFUSED_REST, f"looking up project {self._project!r}: {reason}"
 
     def _send(self, record: Feedback) -> Step:
-        if record.run_id is None:
+        if langsmith_ids_of(record)[0] is None:
             return Verdict.REFUSED, WHOLE_TRACE_REFUSED
         reply = self._http.request(
             "POST", "/feedback", body=feedback_create_of(record, self._project_id)

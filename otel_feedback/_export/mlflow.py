@@ -25,7 +25,7 @@ from otel_feedback._export._http import (
     Verdict,
     refusal,
 )
-from otel_feedback._export._kinds import annotator_kind
+from otel_feedback._kinds import annotator_kind
 from otel_feedback._model import Feedback
 
 __all__ = ["MLflowFeedbackExporter", "assessments_of", "mlflow_trace_id"]

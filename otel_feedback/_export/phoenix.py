@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from otel_feedback import _environment as env
-from otel_feedback._export._kinds import annotator_kind
 from otel_feedback._export.base import (
     ExportOutcome,
     FeedbackExporter,
@@ -24,6 +23,7 @@ from otel_feedback._export.base import (
     PartialFeedbackExport,
 )
 from otel_feedback._ids import span_hex, trace_hex
+from otel_feedback._kinds import annotator_kind
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 

@@ -21,6 +21,7 @@ from otel_feedback._export.spool import Spool, SpoolError
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register, unregister
+from otel_feedback._recording.roots import note_root
 
 __all__ = ["FeedbackSpanProcessor"]
 
@@ -147,6 +148,7 @@ class FeedbackSpanProcessor(SpanProcessor):
 
         After shutdown, what it finds is counted as dropped rather than queued.
         """
+        note_root(span)  # for feedback on the whole trace later (a link to its root)
         items = feedback_of(span)
         if items:
             self._engine.put(items)

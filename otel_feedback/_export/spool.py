@@ -23,6 +23,7 @@ sent by the next one. Delivery is at least once; receivers de-duplicate on the f
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -32,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from otel_feedback._model import Feedback
+from otel_feedback._model import Feedback, with_run_attributes
 
 __all__ = ["Spool", "SpoolError", "SpoolFullError", "SpooledRecord"]
 
@@ -194,7 +195,7 @@ class Spool:
             rows = [
                 (str(record.id), route, self._owner, now, body)
                 for record in records[:fit]
-                for body in (record.model_dump_json(),)
+                for body in (_body_of(record),)
                 for route in routes
             ]
             with self._connection:
@@ -256,7 +257,7 @@ class Spool:
         records, unreadable = [], []
         for rowid, record_id, body, spooled_at in rows:
             try:
-                record = Feedback.model_validate_json(body)
+                record = _record_of(body)
             except ValueError:
                 unreadable.append(record_id)
                 continue
@@ -276,6 +277,31 @@ class Spool:
         """Close the file."""
         with self._lock:
             self._connection.close()
+
+
+# The record's JSON, plus the judged span's run_attributes (not part of the record's JSON)
+# under a key no record field has.
+_RUN_KEY = "otel_feedback.run_attributes"
+
+
+def _body_of(record: Feedback) -> str:
+    body = record.model_dump_json()
+    run = record.run_attributes
+    if not run:
+        return body
+    return f'{body[:-1]},"{_RUN_KEY}":{json.dumps(dict(run))}}}'
+
+
+def _record_of(body: str) -> Feedback:
+    """The record of a row's body; ValueError when it is not one."""
+    if _RUN_KEY not in body:
+        return Feedback.model_validate_json(body)
+    data = json.loads(body)
+    run = data.pop(_RUN_KEY, None) if isinstance(data, dict) else None
+    record = Feedback.model_validate(data)
+    if not isinstance(run, dict) or not all(isinstance(v, str) for v in run.values()):
+        return record
+    return with_run_attributes(record, run)
 
 
 def _owner() -> str:

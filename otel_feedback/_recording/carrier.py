@@ -1,9 +1,19 @@
 """Feedback about a run that no live span here can take: a carrier span, or straight out.
 
 A run that has ended, or lives in another process, gets a short carrier span named
-``feedback <key>`` whose parent is the judged span (a remote parent) and which links to it,
-carrying the same ``gen_ai.evaluation.result`` event plus the target's ids. Trace-only
-backends then show the late feedback inside the original trace, under the run it judges.
+``feedback <key>``, as OpenInference's annotation convention describes post-hoc feedback:
+``openinference.span.kind = EVALUATOR``, the result as ``evaluations.0.evaluation.*``
+attributes (``trace.evaluations.0.evaluation.*`` for a whole trace), and exactly one Span
+Link to the judged span, which is also its parent, so that trace-only backends show the late
+feedback inside the original trace, under the run it judges. It carries the same
+``gen_ai.evaluation.result`` event plus the target's ids (and the judged span's
+``gen_ai.response.id`` when the span itself was given).
+
+Feedback on a whole trace links the trace's root when a span of it ended here, else the
+current span when it belongs to that trace. With no span of the trace known, the carrier
+is a span with no parent inside that trace: no made-up parent that never arrives (which
+backends show as an orphan, or drop), and its trace-scoped result reads as inline
+feedback on the trace it sits in.
 When no span can be recorded at all (the trace was sampled out, no SDK is set up), the record
 goes straight to the global TracerProvider's FeedbackSpanProcessors, those that would have
 seen the carrier: feedback is rarer and more precious than spans.
@@ -13,15 +23,24 @@ from __future__ import annotations
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.util.types import AttributeValue
 
 from otel_feedback import _attributes as a
+from otel_feedback._codec import evaluation_of
 from otel_feedback._environment import follow_trace_sampling, sdk_disabled
-from otel_feedback._ids import span_hex, trace_hex, whole_trace_parent
+from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._log import logger, warn_once
 from otel_feedback._recording.handoff import direct_sinks, hand_off, sinks_of_span
 from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.roots import root_of
 from otel_feedback._recording.target import Remote
-from otel_feedback._sdk import add_carrying_event, cut_by_limits, keeps_no_events
+from otel_feedback._sdk import (
+    add_carrying_event,
+    cut_by_limits,
+    keeps_no_events,
+    start_root_in_trace,
+    tracer_would_cut,
+)
 from otel_feedback._version import __version__
 
 __all__ = ["deliver_remote"]
@@ -67,31 +86,74 @@ def deliver_remote(
 
 
 def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
-    judged = target.span_id or whole_trace_parent(target.trace_id)
-    parent = SpanContext(target.trace_id, judged, is_remote=True, trace_flags=_SAMPLED)
-    carrier = _tracer().start_span(
-        f"feedback {record.key}",
-        context=trace.set_span_in_context(NonRecordingSpan(parent)),
-        kind=SpanKind.INTERNAL,
-        attributes={a.ATTR_KEY: record.key},
-        # Feedback on a whole trace has no run to link to: the parent id is a stand-in.
-        links=[Link(parent)] if target.span_id else None,
-        start_time=timestamp_ns,
+    tracer = _tracer()
+    whole_trace = not target.span_id
+    evaluation = evaluation_of(
+        record._attributes,  # noqa: SLF001 - the handle's own event attributes
+        a.TRACE_EVALUATION if whole_trace else a.SPAN_EVALUATION,
     )
+    # A result the span's limits would cut is left out, as the spec asks; the event keeps
+    # the whole record.
+    if tracer_would_cut(tracer, evaluation, already=len(_START_ATTRIBUTES)):
+        evaluation = {}
+    attributes: dict[str, AttributeValue] = {**_START_ATTRIBUTES, **evaluation}
+    name = f"feedback {record.key}"
+    linked = target.span_id or _span_of_trace(target.trace_id)
+    if linked:
+        # The link names the judged span (or a span of the judged trace); the parent places
+        # the carrier under it, where trace views show it.
+        judged = SpanContext(target.trace_id, linked, is_remote=True, trace_flags=_SAMPLED)
+        carrier = tracer.start_span(
+            name,
+            context=trace.set_span_in_context(NonRecordingSpan(judged)),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            links=[Link(judged)],
+            start_time=timestamp_ns,
+        )
+    else:
+        # No span of the trace is known here: the carrier is a root of its own inside the
+        # trace (no parent that never arrives, no link to a made-up span), and its
+        # trace-scoped result reads as inline feedback on the trace it sits in.
+        carrier = start_root_in_trace(
+            tracer,
+            target.trace_id,
+            name,
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=timestamp_ns,
+        )
+        if carrier is None:
+            return False
     if not carrier.is_recording():
         return False
-    attributes = {
+    event = {
         **record._attributes,  # noqa: SLF001 - the handle's own event attributes
         a.ATTR_TRACE_ID: trace_hex(target.trace_id),
         a.ATTR_RUN_ID: span_hex(target.span_id) if target.span_id else "",
     }
+    if target.run:
+        event.update(target.run)
+        record._run = target.run  # noqa: SLF001 - the judged span's correlation attributes
     # The carrier ends at once with this one event: only limits can lose it, and then the
     # whole record goes to the carrier's processors now, its event marked as cut.
-    if keeps_no_events(carrier) or cut_by_limits(carrier, attributes):
-        attributes[a.ATTR_TRUNCATED] = True
+    if keeps_no_events(carrier) or cut_by_limits(carrier, event):
+        event[a.ATTR_TRUNCATED] = True
         hand_off(sinks_of_span(carrier), record)
-        carrier.add_event(a.EVENT_NAME, attributes, timestamp=timestamp_ns)
-    elif not add_carrying_event(carrier, a.EVENT_NAME, attributes, timestamp_ns, record):
-        carrier.add_event(a.EVENT_NAME, attributes, timestamp=timestamp_ns)
+        carrier.add_event(a.EVENT_NAME, event, timestamp=timestamp_ns)
+    elif not add_carrying_event(carrier, a.EVENT_NAME, event, timestamp_ns, record):
+        carrier.add_event(a.EVENT_NAME, event, timestamp=timestamp_ns)
     carrier.end()
     return True
+
+
+_START_ATTRIBUTES: dict[str, AttributeValue] = {a.ATTR_SPAN_KIND: a.SPAN_KIND_EVALUATOR}
+
+
+def _span_of_trace(trace_id: int) -> int:
+    """A real span of the trace to link: its root when seen here, else the current span."""
+    root = root_of(trace_id)
+    if root:
+        return root
+    context = trace.get_current_span().get_span_context()
+    return context.span_id if context.trace_id == trace_id else 0

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from otel_feedback._attributes import ATTR_TRUNCATED, EVENT_NAME
+from otel_feedback._codec import run_attributes_of
 from otel_feedback._sdk import (
     CarryingEvent,
     add_carrying_event,
@@ -81,6 +82,8 @@ class EventFeedback(NamedTuple):
     timestamp: int
     trace_id: int
     span_id: int
+    span_attributes: Mapping[str, Any] | None = None
+    """The attributes of the span the event sits on (the judged span's correlation keys)."""
 
     def to_feedback(self) -> Feedback:
         """The record the event carries (explicit target attributes win over the span's ids).
@@ -95,6 +98,7 @@ class EventFeedback(NamedTuple):
             timestamp_ns=self.timestamp,
             trace_id=self.trace_id,
             span_id=self.span_id,
+            span_attributes=self.span_attributes,
         )
 
 
@@ -112,6 +116,9 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
     (as were evicted events). Each item's ``to_feedback()`` builds its record, or raises
     ``InvalidFeedbackError`` for an event that does not make one. Returns an empty sequence,
     at the least cost, for a span without events. The caller queues the items as they are.
+
+    The span's final correlation attributes (``gen_ai.response.id``, LangSmith's ids) go
+    with each item: the span's attributes no longer change once it has ended.
     """
     events = getattr(span, "_events", None)
     if events is not None and not events:
@@ -127,7 +134,15 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
         elif event.name == EVENT_NAME:
             attributes = event.attributes or {}
             if ATTR_TRUNCATED not in attributes:
-                items.append(EventFeedback(attributes, event.timestamp, trace_id, span_id))
+                items.append(
+                    EventFeedback(attributes, event.timestamp, trace_id, span_id, span.attributes)
+                )
+    if items:
+        run = run_attributes_of(span.attributes)
+        if run is not None:
+            for item in items:
+                if item.__class__ is not EventFeedback:
+                    item._run = run  # type: ignore[attr-defined] # noqa: SLF001 - now final
     return items
 
 
@@ -187,14 +202,18 @@ def report_evictions(span: object) -> Any:
     trace_id, span_id = context.trace_id, context.span_id
 
     def evicted(event: Any) -> None:
+        # The span is still running: its correlation attributes as they are now.
+        run = run_attributes_of(span.attributes)  # type: ignore[attr-defined]
         if event.__class__ is CarryingEvent:
+            if run is not None:
+                event.item._run = run  # noqa: SLF001
             hand_off(sinks, event.item)
             return
         if event.name != EVENT_NAME:
             return
         attributes = event.attributes or {}
         if ATTR_TRUNCATED not in attributes:
-            hand_off(sinks, EventFeedback(attributes, event.timestamp, trace_id, span_id))
+            hand_off(sinks, EventFeedback(attributes, event.timestamp, trace_id, span_id, run))
 
     return evicted
 
@@ -211,6 +230,8 @@ def put_on_span(span: Span, recorded: RecordedFeedback, timestamp_ns: int) -> No
     attributes = recorded._attributes  # noqa: SLF001 - the handle's own event attributes
     if cut_by_limits(span, attributes):
         span.add_event(EVENT_NAME, {**attributes, ATTR_TRUNCATED: True}, timestamp=timestamp_ns)
+        # Handed off before the span ends: its correlation attributes as they are now.
+        recorded._run = run_attributes_of(getattr(span, "attributes", None))  # noqa: SLF001
         hand_off(sinks_of_span(span), recorded)
     elif not add_carrying_event(span, EVENT_NAME, attributes, timestamp_ns, recorded):
         span.add_event(EVENT_NAME, attributes, timestamp=timestamp_ns)

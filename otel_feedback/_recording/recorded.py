@@ -46,7 +46,7 @@ class RecordedFeedback:
         recorded.to_feedback()   # Feedback(id=..., key='correctness', score=1, ...)
     """
 
-    __slots__ = ("_attributes", "_id", "_record", "_span_id", "_time_ns", "_trace_id")
+    __slots__ = ("_attributes", "_id", "_record", "_run", "_span_id", "_time_ns", "_trace_id")
 
     _attributes: Mapping[str, AttributeValue]
     _id: int
@@ -54,6 +54,8 @@ class RecordedFeedback:
     _trace_id: int
     _span_id: int
     _record: Feedback | None
+    # The judged span's correlation attributes (gen_ai.response.id, ...), set when it ends.
+    _run: Mapping[str, str] | None
 
     def __init__(self) -> None:
         raise TypeError("RecordedFeedback is made by record_feedback(), not directly")
@@ -77,6 +79,7 @@ class RecordedFeedback:
         self._trace_id = trace_id
         self._span_id = span_id
         self._record = record
+        self._run = None
         return self
 
     @property
@@ -106,19 +109,24 @@ class RecordedFeedback:
 
     def to_feedback(self) -> Feedback:
         """The full record, equal to the one the exporters receive."""
-        if self._record is not None:
-            return self._record
-        from otel_feedback._decode import decode_plain  # noqa: PLC0415 - pydantic, when needed
+        record = self._record
+        if record is None:
+            from otel_feedback._decode import decode_plain  # noqa: PLC0415 - pydantic, when needed
 
-        # Only plain calls come without a record. Built afresh each time (the exporters get
-        # their own): it is rarely asked for twice.
-        return decode_plain(
-            self._attributes,
-            id_number=self._id,
-            timestamp_ns=self._time_ns,
-            trace_id=self._trace_id,
-            span_id=self._span_id,
-        )
+            # Only plain calls come without a record. Built afresh each time (the exporters
+            # get their own): it is rarely asked for twice.
+            record = decode_plain(
+                self._attributes,
+                id_number=self._id,
+                timestamp_ns=self._time_ns,
+                trace_id=self._trace_id,
+                span_id=self._span_id,
+            )
+        if self._run is None:
+            return record
+        from otel_feedback._model import with_run_attributes  # noqa: PLC0415
+
+        return with_run_attributes(record, self._run)
 
     def __repr__(self) -> str:
         return (

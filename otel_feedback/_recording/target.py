@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
+from otel_feedback._codec import run_attributes_of
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import IdLike, parse_span_id, parse_trace_id, parse_traceparent
 
@@ -18,12 +20,14 @@ class Remote:
     """A run known by its ids only: ended, in another process, or not recorded here.
 
     ``span_id`` 0 means the whole trace. ``sampled`` is the trace's sampling decision when
-    known (from a SpanContext or traceparent); ids alone are taken as sampled.
+    known (from a SpanContext or traceparent); ids alone are taken as sampled. ``run`` holds
+    the judged span's correlation attributes when the span itself was given.
     """
 
     trace_id: int
     span_id: int
     sampled: bool
+    run: Mapping[str, str] | None = None
 
 
 # A recording span to put the event on, a run known by ids, or nothing to attach to.
@@ -84,7 +88,13 @@ def resolve_target(
         )
     if not context.is_valid:
         raise InvalidFeedbackError("span", "the span has no valid SpanContext")
-    return _remote_of(context)
+    attributes = getattr(span, "attributes", None)
+    return Remote(
+        context.trace_id,
+        context.span_id,
+        context.trace_flags.sampled,
+        run_attributes_of(attributes) if isinstance(attributes, Mapping) else None,
+    )
 
 
 def current_target() -> Target:
