@@ -145,3 +145,25 @@ def test_the_spool_is_set_by_one_environment_variable(
 class _Unreachable(FeedbackExporter):
     def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
         return FeedbackExportResult.RETRY
+
+
+def test_the_judged_spans_attributes_survive_the_spool(tmp_path: Path) -> None:
+    provider = TracerProvider()
+    memory = InMemoryFeedbackExporter()
+    provider.add_span_processor(FeedbackSpanProcessor(memory))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("generate") as span:
+        span.set_attribute("gen_ai.response.id", "chatcmpl-9")
+        record_feedback("k", score=1, comment='a "quoted" otel_feedback.run_attributes')
+    with tracer.start_as_current_span("other"):
+        record_feedback("plain", score=0, comment="otel_feedback.run_attributes")
+    provider.shutdown()
+    records = sorted(memory.get_finished_feedback(), key=lambda r: r.key)
+    spool = Spool(str(tmp_path / "spool.sqlite"), max_records=10, max_age_s=60)
+    assert spool.put(records, ["route"]) == 2
+    read, unreadable = spool.oldest("route", 10)
+    spool.close()
+    assert unreadable == []
+    back = sorted((row.record for row in read), key=lambda r: r.key)
+    assert back == records
+    assert [dict(r.run_attributes) for r in back] == [{"gen_ai.response.id": "chatcmpl-9"}, {}]
