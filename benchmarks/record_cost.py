@@ -6,8 +6,10 @@ the application's thread is counted:
 - live feedback: a span started, ``--per-span`` calls of record_feedback, the span ended;
   its floor is the same span with bare ``span.add_event`` calls of the same attributes, on a
   provider without the processor;
-- late feedback: record_feedback about an ended span (a carrier span); its floor is a child
-  span of a remote parent with one such event, on a provider without the processor;
+- late feedback: record_feedback about an ended span (a carrier span); its floors are a child
+  span of a remote parent with one such event, and the same with what OpenInference's
+  post-hoc form adds (the link to the judged span and the result's attributes), on a
+  provider without the processor;
 - spans with no feedback: start and end with the FeedbackSpanProcessor, next to the same with
   a SpanProcessor that does nothing;
 - what inline OpenInference ``annotations.0.annotation.*`` attributes would add to a span
@@ -124,6 +126,27 @@ def main() -> None:
             span.end()
         return (clock() - started) / late_calls / 1000
 
+    judged_link = [trace.Link(judged)]
+    carrier_attributes = {
+        "openinference.span.kind": "EVALUATOR",
+        **evaluation_of(attributes, "evaluations.0.evaluation."),
+    }
+
+    def late_floor_openinference(clock: Clock) -> float:
+        # The same carrier written by hand as OpenInference's post-hoc form asks: the link
+        # and the result's attributes too.
+        started = clock()
+        for _ in range(late_calls):
+            span = plain_tracer.start_span(
+                "feedback correctness",
+                context=remote_parent,
+                attributes=carrier_attributes,
+                links=judged_link,
+            )
+            span.add_event(EVENT_NAME, attributes)
+            span.end()
+        return (clock() - started) / late_calls / 1000
+
     def late_feedback(clock: Clock) -> float:
         started = clock()
         for _ in range(late_calls):
@@ -170,6 +193,7 @@ def main() -> None:
         live_feedback,
         late_floor,
         late_feedback,
+        late_floor_openinference,
         spans_of(with_noop),
         spans_of(with_feedback),
         spans_of(plain),
@@ -178,8 +202,8 @@ def main() -> None:
     ]
     for run in runs:
         run(time.perf_counter_ns)  # warm up
-    live0, live1, late0, late1, noop, ours, bare, event, event_inline = interleaved_medians(
-        runs, args.repeats
+    live0, live1, late0, late1, late_oi, noop, ours, bare, event, event_inline = (
+        interleaved_medians(runs, args.repeats)
     )
     # What one event adds to a span, and what the inline attributes add on top of that.
     added = tuple(e - b for e, b in zip(event, bare, strict=True))
@@ -194,6 +218,8 @@ def main() -> None:
         (f"span with {per_span} record_feedback, on_end included", live1, live0),
         ("child of a remote parent + 1 event (floor)", late0, late0),
         ("record_feedback after the run (carrier span)", late1, late0),
+        ("the same by hand: + link + OpenInference attributes (floor)", late_oi, late_oi),
+        ("record_feedback after the run (carrier span)", late1, late_oi),
         ("span start+end, a SpanProcessor that does nothing (floor)", noop, noop),
         ("span start+end, FeedbackSpanProcessor, no feedback", ours, noop),
         ("what 1 add_event adds to a span (floor)", added, added),

@@ -164,11 +164,26 @@ def evaluation_of(attrs: Mapping[str, Any], prefix: str) -> dict[str, AttributeV
         result[prefix + "explanation"] = explanation
     result[prefix + "annotator_kind"] = annotator_kind(attrs.get(a.ATTR_SOURCE_TYPE))
     result[prefix + "identifier"] = attrs[a.ATTR_ID]
-    metadata = {
-        name.removeprefix(a.PREFIX): json.loads(value) if name in _JSON_ATTRIBUTES else value
-        for name, value in attrs.items()
-        if name not in _NOT_METADATA
-    }
-    if metadata:
-        result[prefix + "metadata"] = _dumps(metadata)
+    rest = [name for name in attrs if name not in _NOT_METADATA]
+    if rest == _SOURCE_ONLY:  # most records: the metadata names their source type alone
+        text = _SOURCE_METADATA.get(attrs[a.ATTR_SOURCE_TYPE])
+        if text is None:
+            text = _dumps({"source.type": attrs[a.ATTR_SOURCE_TYPE]})
+            if len(_SOURCE_METADATA) < _MAX_SOURCES:
+                _SOURCE_METADATA[attrs[a.ATTR_SOURCE_TYPE]] = text
+        result[prefix + "metadata"] = text
+    elif rest:
+        result[prefix + "metadata"] = _dumps(
+            {
+                name.removeprefix(a.PREFIX): json.loads(attrs[name])
+                if name in _JSON_ATTRIBUTES
+                else attrs[name]
+                for name in rest
+            }
+        )
     return result
+
+
+_SOURCE_ONLY = [a.ATTR_SOURCE_TYPE]
+_SOURCE_METADATA: dict[Any, str] = {}
+_MAX_SOURCES = 64

@@ -86,8 +86,10 @@ def record_feedback(
     - On a recording span (the current one by default): one ``gen_ai.evaluation.result``
       event on it, exported when the span ends.
     - On a run that has ended or lives elsewhere (``span=``, ``trace_id=``/``run_id=``,
-      ``traceparent=``): a short ``feedback <key>`` carrier span whose parent is the judged
-      span, carrying the same event; the record keeps the judged run's ids.
+      ``traceparent=``): a short ``feedback <key>`` carrier span, OpenInference's EVALUATOR
+      form of post-hoc feedback, linked to the judged span (also its parent) and carrying
+      the same event; the record keeps the judged run's ids. Feedback on a whole trace links
+      the trace's root when a span of it ended here.
     - On a trace that is not recorded (sampled out): the record goes to the processors
       directly, unless ``OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING=true``.
 
