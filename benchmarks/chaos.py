@@ -6,6 +6,7 @@
     python benchmarks/chaos.py burst [--records N]
     python benchmarks/chaos.py outage [--records N] [--down-for S]
     python benchmarks/chaos.py phoenix404 [--records N] [--watch S]
+    python benchmarks/chaos.py fullspool [--records N]
 
 ``receiver``: an application records N feedback records at R per second over OTLP/HTTP while
 its receiver (the tests' OTLP receiver, writing each record id it takes to a file before
@@ -29,6 +30,10 @@ naming the spans it lacks (as Phoenix does before it ingests them); N records ar
 watched for ``--watch`` seconds: prints the HTTP requests made, then how long ``shutdown()``
 takes and what became of the records.
 
+``fullspool``: N records at once to two exporters that take 20 ms per batch, with the spool
+on at its default bound (100,000 rows, so N records take 2N rows and overflow it): prints, per
+exporter, the records sent, how many distinct, and what the counts say.
+
 ``outage``: the endpoint is down for ``--down-for`` seconds while N records are made with the
 spool on, then comes back; prints how many are still undelivered every second, in the same
 process (no restart).
@@ -45,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from _receiver import free_port, start_receiver
@@ -339,6 +345,57 @@ def outage(records: int, down_for: float, spool: bool) -> None:
     print(f"  delivered {len(received)} of {records}; {lines[-1]}")
 
 
+def full_spool(records: int) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_feedback import (
+        Feedback,
+        FeedbackExporter,
+        FeedbackExportResult,
+        FeedbackSpanProcessor,
+        record_feedback,
+    )
+
+    class Slow(FeedbackExporter):
+        def __init__(self) -> None:
+            self.distinct: set[object] = set()
+            self.sent = 0
+
+        def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+            time.sleep(0.02)  # the endpoint's own time per batch
+            self.distinct |= {r.id for r in batch}
+            self.sent += len(batch)
+            return FeedbackExportResult.SUCCESS
+
+    class Other(Slow):
+        pass
+
+    exporters = [Slow(), Other()]
+    with tempfile.TemporaryDirectory() as tmp:
+        processor = FeedbackSpanProcessor(exporters, spool_path=str(Path(tmp) / "s.sqlite"))
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("chaos")
+        started = time.monotonic()
+        for i in range(records):
+            with tracer.start_as_current_span("run"):
+                record_feedback("k", score=i)
+        flushed = processor.force_flush(300_000)
+        elapsed = time.monotonic() - started
+        stats = processor.stats()
+        provider.shutdown()
+    print(f"{records} records at once, two exporters at 20 ms per batch, spool at its bound:")
+    for exporter in exporters:
+        name = type(exporter).__name__
+        sent, distinct = exporter.sent, len(exporter.distinct)
+        print(
+            f"  {name}: sent {sent}, distinct {distinct}, sent twice {sent - distinct}; "
+            f"exported {stats.exported[name]}, dropped {sum(stats.dropped[name].values())}, "
+            f"left in the spool {stats.spooled[name]}"
+        )
+    print(f"  flushed: {flushed}, in {elapsed:.1f} s")
+
+
 def phoenix_404(records: int, watch: float) -> None:
     import re
     import threading
@@ -388,7 +445,7 @@ def phoenix_404(records: int, watch: float) -> None:
 
 
 def main() -> None:
-    modes = ("crash", "exit", "burst", "outage", "phoenix404", "receiver")
+    modes = ("crash", "exit", "burst", "outage", "phoenix404", "fullspool", "receiver")
     mode = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in modes else "receiver"
     parser = argparse.ArgumentParser(description=__doc__)
     if mode == "crash":
@@ -404,6 +461,10 @@ def main() -> None:
     if mode == "burst":
         parser.add_argument("--records", type=int, default=10_000)
         burst(parser.parse_args().records)
+        return
+    if mode == "fullspool":
+        parser.add_argument("--records", type=int, default=120_000)
+        full_spool(parser.parse_args().records)
         return
     if mode == "phoenix404":
         parser.add_argument("--records", type=int, default=500)

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -382,6 +383,51 @@ def test_the_spool_bound_is_kept_and_what_passes_it_counted(tmp_path: Path) -> N
     assert stats.spooled == {"Down": 10}
     assert stats.dropped == {"Down": {"unreachable at shutdown": 15}}
     assert _rows(spool) == 10
+
+
+def test_records_past_a_full_spool_are_not_written_after_they_left(tmp_path: Path) -> None:
+    # Records the full spool could not take wait in memory, listed to be written once it has
+    # room again. Those a route took and delivered by then must not be written: their rows
+    # would be sent again, or stay behind for the next process to send.
+    class Gated(FeedbackExporter):
+        def __init__(self) -> None:
+            self.sent: list[UUID] = []
+            self.gate = threading.Event()
+
+        def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
+            self.gate.wait(30)  # held until the whole burst is recorded
+            self.sent += [r.id for r in batch]
+            return FeedbackExportResult.SUCCESS
+
+    class Other(Gated):
+        pass
+
+    spool = tmp_path / "spool.sqlite"
+    first, second = Gated(), Other()
+    processor = FeedbackSpanProcessor(
+        [first, second], spool_path=spool, spool_max_records=100, max_queue_size=5_000
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    for i in range(1_000):
+        with tracer.start_as_current_span("run"):
+            record_feedback("k", score=i)
+    first.gate.set()
+    second.gate.set()
+    assert processor.force_flush(60_000)
+    # The spool has room again; the next record makes the intake write what it still lists.
+    with tracer.start_as_current_span("run"):
+        record_feedback("k", score=-1)
+    assert processor.force_flush(60_000)
+    stats = processor.stats()
+    provider.shutdown()
+    for exporter, name in ((first, "Gated"), (second, "Other")):
+        assert len(exporter.sent) == len(set(exporter.sent)) == 1_001
+        assert stats.exported[name] == 1_001
+        assert stats.dropped[name] == {}
+        assert stats.spooled[name] == 0
+    assert _rows(spool) == 0
 
 
 @pytest.mark.parametrize("kind", ["missing directory", "directory", "garbage", "other table"])

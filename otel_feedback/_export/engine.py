@@ -587,6 +587,9 @@ class Engine(Generic[Item]):
             if len(parcel.records) <= want:
                 route.parcels.popleft()
                 taken.records += parcel.records
+                # Emptied, not only unlinked: a parcel the spool could not take is also
+                # listed to be written later, and must not be written (and sent) once gone.
+                parcel.records = []
             else:
                 taken.records += parcel.records[:want]
                 parcel.records = parcel.records[want:]

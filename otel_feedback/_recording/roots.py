@@ -8,6 +8,7 @@ elsewhere, its first span here) and the carrier links that span.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -17,6 +18,16 @@ _MAX_TRACES = 4096  # a few hundred KB at most; older traces are forgotten first
 # trace id -> (span id, whether it is the trace's true root rather than a local one)
 _roots: dict[int, tuple[int, bool]] = {}
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    # A child forked while another thread held the lock would wait for it forever.
+    global _lock  # noqa: PLW0603
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock)
 
 
 def note_root(span: Any) -> None:
