@@ -387,7 +387,7 @@ def print_traces(spans: Sequence[ReadableSpan], records: Sequence[Feedback]) -> 
     def show(span: ReadableSpan, depth: int) -> None:
         context = span.get_span_context()
         assert context is not None
-        kind = (span.attributes or {}).get("openinference.span.kind", "")
+        kind = (span.attributes or {}).get("openinference.span.kind", "-")
         took = ((span.end_time or 0) - (span.start_time or 0)) // 1_000_000
         name = f"{'  ' * depth}{span.name}"
         print(f"{name:<26} {kind!s:<10} {took:>4} ms  span {context.span_id:016x}")
