@@ -279,7 +279,7 @@ def judge(answer: Answer) -> tuple[float, str]:
         return 1.0, "States every reference fact and cites its source."
     return (
         1 - len(missing) / len(facts),
-        f"Does not state the reference fact(s): {'; '.join(missing)}.",
+        f"Misses: {'; '.join(missing)}.",
     )
 
 
@@ -320,7 +320,7 @@ def run_the_demo() -> list[Answer]:
     record_feedback(
         "correctness",
         score=0,
-        comment="The warranty on headphones is 2 years, not 1 (kb-103).",
+        comment="2 years, not 1 (kb-103).",
         correction={"answer": "Headphones carry a 2-year limited warranty [kb-103]."},
         feedback_source_type="reviewer",
         user_id="maria@support.acme.example",
