@@ -277,19 +277,16 @@ def judge(answer: Answer) -> tuple[float, str]:
     missing = [fact for fact in facts if fact not in answer.text]
     if not missing:
         return 1.0, "States every reference fact and cites its source."
-    return (
-        1 - len(missing) / len(facts),
-        f"Misses: {'; '.join(missing)}.",
-    )
+    return 1 - len(missing) / len(facts), f"Misses: {'; '.join(missing)}."
 
 
-def run_the_demo() -> list[Answer]:
+def run_the_demo() -> None:
     # 1. The app answers; checks in code record feedback inside the spans.
     answers = [answer_question(q, session="chat-8f3a") for q in QUESTIONS]
 
     # 2. After the run, an LLM judge scores every answer: on the ended span itself.
-    for answer in answers:
-        score, comment = judge(answer)
+    verdicts = [(answer, *judge(answer)) for answer in answers]
+    for answer, score, comment in verdicts:
         record_feedback(
             "correctness",
             score=score,
@@ -314,20 +311,20 @@ def run_the_demo() -> list[Answer]:
                 traceparent=answer.run.traceparent,
             )
 
-    # 4. A reviewer works through a queue of answers the judge flagged, kept as LangSmith
-    #    ids (strings), and writes what the answer should have been.
-    flagged = answers[2].run.as_dict()
-    record_feedback(
-        "correctness",
-        score=0,
-        comment="2 years, not 1 (kb-103).",
-        correction={"answer": "Headphones carry a 2-year limited warranty [kb-103]."},
-        feedback_source_type="reviewer",
-        user_id="maria@support.acme.example",
-        trace_id=flagged["trace_id"],
-        run_id=flagged["run_id"],
-    )
-    return answers
+    # 4. A reviewer works through a queue of the answers the judge scored 0, kept as
+    #    LangSmith ids (strings), and writes what the answer should have been.
+    review_queue = [answer.run.as_dict() for answer, score, _ in verdicts if score == 0]
+    for flagged in review_queue:  # here, the warranty answer
+        record_feedback(
+            "correctness",
+            score=0,
+            comment="2 years, not 1 (kb-103).",
+            correction={"answer": "Headphones carry a 2-year limited warranty [kb-103]."},
+            feedback_source_type="reviewer",
+            user_id="maria@support.acme.example",
+            trace_id=flagged["trace_id"],
+            run_id=flagged["run_id"],
+        )
 
 
 def set_up(
