@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -41,3 +44,136 @@ def test_quickstart_prints_and_writes_the_records(tmp_path: Path) -> None:
     assert child.correction == {"y": 3}
     assert root.score == 1
     assert root.value == "thumbs_up"
+
+
+@dataclass(frozen=True)
+class PrintedSpan:
+    trace_id: int
+    span_id: int
+    name: str
+    kind: str
+    parent: str | None  # the name of the span printed above it, one level out
+
+
+SPAN_LINE = re.compile(
+    r"^(?P<indent> +)(?P<name>\S.*?) +(?P<kind>CHAIN|RETRIEVER|EMBEDDING|LLM|-) +\d+ ms"
+    r"  span (?P<span_id>[0-9a-f]{16})$"
+)
+
+
+def printed_spans(stdout: str) -> dict[int, PrintedSpan]:
+    """The span tree llm_pipeline.py prints, by span id."""
+    spans: dict[int, PrintedSpan] = {}
+    trace_id = 0
+    path: list[str] = []  # the names from the root down to the line's span
+    for line in stdout.splitlines():
+        if line.startswith("trace "):
+            trace_id = int(line.split()[1].rstrip(":"), 16)
+        elif match := SPAN_LINE.match(line):
+            depth = len(match["indent"]) // 2
+            path = [*path[: depth - 1], match["name"]]
+            span_id = int(match["span_id"], 16)
+            parent = path[-2] if len(path) > 1 else None
+            spans[span_id] = PrintedSpan(trace_id, span_id, match["name"], match["kind"], parent)
+    return spans
+
+
+def run_llm_pipeline(
+    tmp_path: Path, *args: str, **environment: str
+) -> tuple[dict[int, PrintedSpan], list[Feedback]]:
+    # None of the caller's OTEL_* variables: the demo must choose its mode from these alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(environment)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "llm_pipeline.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
+    )
+    assert "WARNING" not in done.stderr, done.stderr
+    records_file = tmp_path / "feedback.jsonl"
+    records = [Feedback.model_validate_json(line) for line in records_file.read_text().splitlines()]
+    return printed_spans(done.stdout), records
+
+
+def assert_llm_pipeline_feedback(spans: dict[int, PrintedSpan], records: list[Feedback]) -> None:
+    roots = [s for s in spans.values() if s.name == "answer_question"]
+    assert len(roots) == 4
+    assert {s.kind for s in spans.values() if s.name == "retrieve"} == {"RETRIEVER"}
+    assert {s.kind for s in spans.values() if s.name == "generate"} == {"LLM"}
+    assert {s.parent for s in spans.values() if s.name == "embed_query"} == {"retrieve"}
+
+    judged: dict[tuple[str, str], list[PrintedSpan]] = {}
+    for record in records:
+        assert record.run_id is not None
+        assert record.trace_id is not None
+        assert record.feedback_source is not None
+        span = spans[record.run_id.int]
+        # Every record names the run it judges, in its own trace, never a carrier span.
+        assert record.trace_id.int == span.trace_id
+        assert not span.name.startswith("feedback ")
+        judged.setdefault((record.key, record.feedback_source.type), []).append(span)
+
+    # During the run: checks in code, on the steps they check.
+    assert [s.name for s in judged["retrieval_hit", "api"]] == ["retrieve"] * 4
+    assert [s.name for s in judged["cites_sources", "api"]] == ["generate"] * 4
+    # After the run: the judge on every answer, the user on two, the reviewer on one.
+    assert sorted(s.span_id for s in judged["correctness", "model"]) == sorted(
+        s.span_id for s in roots
+    )
+    assert [s.name for s in judged["user_rating", "app"]] == ["answer_question"] * 2
+    (reviewed,) = judged["correctness", "reviewer"]
+    assert reviewed.name == "answer_question"
+    assert set(judged) == {
+        ("retrieval_hit", "api"),
+        ("cites_sources", "api"),
+        ("correctness", "model"),
+        ("user_rating", "app"),
+        ("correctness", "reviewer"),
+    }
+
+    def by(source_type: str) -> list[Feedback]:
+        return [r for r in records if r.feedback_source and r.feedback_source.type == source_type]
+
+    judge = by("model")
+    assert all(r.comment for r in judge)
+    assert sorted(r.score for r in judge if r.score is not None) == [0.0, 0.5, 1.0, 1.0]
+    ratings = [r for r in records if r.key == "user_rating"]
+    assert sorted((r.value, r.score) for r in ratings) == [("thumbs_down", 0), ("thumbs_up", 1)]
+    assert {r.feedback_source.user_id for r in ratings if r.feedback_source} == {"customer-1017"}
+    (correction,) = by("reviewer")
+    assert correction.correction == {
+        "answer": "Headphones carry a 2-year limited warranty [kb-103]."
+    }
+    # The reviewer corrects the answer the judge scored 0, and the user rated down.
+    flagged = next(r for r in judge if r.score == 0)
+    assert correction.run_id == flagged.run_id
+    assert next(r for r in ratings if r.score == 0).run_id == flagged.run_id
+
+    # Feedback given after the run rides a "feedback <key>" span under the run it judges.
+    carriers = [s for s in spans.values() if s.name.startswith("feedback ")]
+    assert sorted(s.name for s in carriers) == sorted(
+        f"feedback {r.key}" for r in records if r.key in ("correctness", "user_rating")
+    )
+    assert {s.parent for s in carriers} == {"answer_question"}
+
+
+def test_llm_pipeline_without_a_server_prints_its_traces_and_writes_the_records(
+    tmp_path: Path,
+) -> None:
+    spans, records = run_llm_pipeline(tmp_path, str(tmp_path / "feedback.jsonl"))
+    assert len(records) == 15
+    assert_llm_pipeline_feedback(spans, records)
+
+
+def test_llm_pipeline_sends_feedback_where_the_environment_says(tmp_path: Path) -> None:
+    spans, records = run_llm_pipeline(
+        tmp_path,
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_PYTHON_FEEDBACK_EXPORTER="jsonl",
+        OTEL_PYTHON_FEEDBACK_JSONL_PATH=str(tmp_path / "feedback.jsonl"),
+    )
+    assert len(records) == 15
+    assert_llm_pipeline_feedback(spans, records)
