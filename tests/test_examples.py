@@ -56,7 +56,7 @@ class PrintedSpan:
 
 
 SPAN_LINE = re.compile(
-    r"^(?P<indent> +)(?P<name>\S.*?) +(?P<kind>CHAIN|RETRIEVER|EMBEDDING|LLM|-) +\d+ ms"
+    r"^(?P<indent> +)(?P<name>\S.*?) +(?P<kind>CHAIN|RETRIEVER|EMBEDDING|LLM|EVALUATOR|-) +\d+ ms"
     r"  span (?P<span_id>[0-9a-f]{16})$"
 )
 
@@ -158,6 +158,7 @@ def assert_llm_pipeline_feedback(spans: dict[int, PrintedSpan], records: list[Fe
         f"feedback {r.key}" for r in records if r.key in ("correctness", "user_rating")
     )
     assert {s.parent for s in carriers} == {"answer_question"}
+    assert {s.kind for s in carriers} == {"EVALUATOR"}  # OpenInference's post-hoc form
 
 
 def test_llm_pipeline_without_a_server_prints_its_traces_and_writes_the_records(
