@@ -167,3 +167,102 @@ def test_the_judged_spans_attributes_survive_the_spool(tmp_path: Path) -> None:
     back = sorted((row.record for row in read), key=lambda r: r.key)
     assert back == records
     assert [dict(r.run_attributes) for r in back] == [{"gen_ai.response.id": "chatcmpl-9"}, {}]
+
+
+def _record(provider: TracerProvider, count: int) -> list[UUID]:
+    ids = []
+    with provider.get_tracer("t").start_as_current_span("run"):
+        for i in range(count):
+            recorded = record_feedback("k", score=i)
+            assert recorded is not None
+            ids.append(recorded.id)
+    return ids
+
+
+def _delete(spool_file: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{spool_file}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_spool_file_deleted_while_in_use_keeps_its_records(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool_file = tmp_path / "feedback.sqlite"
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(_Flaky(), spool_path=spool_file)
+    provider.add_span_processor(processor)
+    before = _record(provider, 30)
+    assert not processor.force_flush(300)
+    assert _rows(spool_file) == 30
+    _delete(spool_file)  # a temporary-file cleaner, or a hand
+    if how == "replaced":
+        Spool(str(spool_file), max_records=10, max_age_s=60).close()  # another process's
+    after = _record(provider, 20)
+    assert not processor.force_flush(300)
+    provider.shutdown()
+    assert "was deleted or replaced while in use" in caplog.text
+    assert _rows(spool_file) == 50
+    # The next start finds them all.
+    exporter = _Flaky()
+    exporter.up = True
+    restarted = TracerProvider()
+    again = FeedbackSpanProcessor(exporter, spool_path=spool_file)
+    restarted.add_span_processor(again)
+    assert again.force_flush(10_000)
+    restarted.shutdown()
+    assert sorted(exporter.delivered) == sorted(before + after)
+    assert _rows(spool_file) == 0
+
+
+def test_a_spool_that_cannot_be_made_again_warns_and_delivers_in_the_same_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    spool_file = directory / "feedback.sqlite"
+    exporter = _Flaky()
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(exporter, spool_path=spool_file)
+    provider.add_span_processor(processor)
+    before = _record(provider, 10)
+    assert not processor.force_flush(300)
+    _delete(spool_file)
+    directory.rmdir()
+    after = _record(provider, 10)
+    assert not processor.force_flush(300)
+    assert "no new file can be made there" in caplog.text
+    exporter.up = True  # the endpoint is back: the records still in the deleted file go out
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    assert sorted(exporter.delivered) == sorted(before + after)
+
+
+def test_shutdown_says_when_records_are_lost_with_a_deleted_spool(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    spool_file = directory / "feedback.sqlite"
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(_Flaky(), spool_path=spool_file)
+    provider.add_span_processor(processor)
+    _record(provider, 5)
+    assert not processor.force_flush(300)
+    _delete(spool_file)
+    directory.rmdir()
+    provider.shutdown()
+    assert "5 feedback record(s) stay in the deleted spool" in caplog.text
+    assert "for the next start" not in caplog.text
+
+
+class _Flaky(FeedbackExporter):
+    def __init__(self) -> None:
+        self.up = False
+        self.delivered: list[UUID] = []
+
+    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+        if not self.up:
+            return FeedbackExportResult.RETRY
+        self.delivered += [r.id for r in batch]
+        return FeedbackExportResult.SUCCESS

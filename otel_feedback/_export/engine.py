@@ -39,7 +39,7 @@ from otel_feedback._export.base import (
     FeedbackExportResult,
     PartialFeedbackExport,
 )
-from otel_feedback._export.spool import Spool, SpoolFullError
+from otel_feedback._export.spool import Spool, SpoolError, SpoolFullError
 from otel_feedback._log import LossLog, logger, warn_once
 from otel_feedback._model import Feedback
 from otel_feedback._version import __version__
@@ -194,6 +194,7 @@ class Engine(Generic[Item]):
         self._final_deadline: float | None = None
         self._stopped = False
         self._next_expiry = time.monotonic() + _EXPIRE_EVERY_S
+        self._next_file_check = 0.0
         self._threads = [
             threading.Thread(name="otel_feedback.intake", target=self._intake_loop, daemon=True)
         ]
@@ -364,6 +365,7 @@ class Engine(Generic[Item]):
         return not route.down and route.unready_since is None and not slow
 
     def _take_in(self, count: int) -> None:
+        self._check_spool_file()
         self._write_unwritten()
         queue = self._queue
         items = [queue.popleft() for _ in range(min(count, len(queue)))]
@@ -451,11 +453,44 @@ class Engine(Generic[Item]):
                         route.held -= len(parcel.records)
                 self._unwritten.pop(0)
 
+    def _check_spool_file(self) -> None:
+        """Move the spool to a new file when its file was deleted or replaced while in use."""
+        spool = self._spool
+        if spool is None or time.monotonic() < self._next_file_check:
+            return
+        try:
+            moved = spool.recover_if_gone()
+        except SpoolError as error:
+            # Tried again at the next expiry pass, not on every record.
+            self._next_file_check = time.monotonic() + _EXPIRE_EVERY_S
+            warn_once(
+                f"spool-gone:{spool.path}",
+                "The feedback spool %s was deleted and no new file can be made there (%s); "
+                "its records are kept only until this process ends",
+                spool.path,
+                error,
+            )
+            return
+        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
+            self._next_file_check = time.monotonic() + _EXPIRE_EVERY_S
+            warn_once(f"spool-read:{spool.path}", "Could not read the spool", exc_info=True)
+            return
+        self._next_file_check = 0.0
+        if moved is not None:
+            logger.warning(
+                "The feedback spool %s was deleted or replaced while in use; this process's "
+                "%d waiting record row(s) were written to a new file there",
+                spool.path,
+                moved,
+            )
+
     def _maybe_expire(self) -> None:
         spool = self._spool
         if spool is None or time.monotonic() < self._next_expiry:
             return
         self._next_expiry = time.monotonic() + _EXPIRE_EVERY_S
+        self._next_file_check = 0.0
+        self._check_spool_file()
         try:
             expired = spool.expire()
         except Exception:  # noqa: BLE001 - a failing disk must not stop the export
@@ -821,8 +856,17 @@ class Engine(Generic[Item]):
                 logger.warning("Feedback exporter %s raised on shutdown", route.name, exc_info=True)
         self._losses.flush()
         if self._spool is not None:
+            self._next_file_check = 0.0
+            self._check_spool_file()
             spooled = sum(self.stats().spooled.values())
-            if spooled:
+            if spooled and self._next_file_check:
+                logger.warning(
+                    "%d feedback record(s) stay in the deleted spool %s and are lost when this "
+                    "process ends: no new file could be made there",
+                    spooled,
+                    self._spool.path,
+                )
+            elif spooled:
                 logger.warning(
                     "%d feedback record(s) wait in the spool %s for the next start",
                     spooled,

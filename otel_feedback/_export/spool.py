@@ -90,6 +90,7 @@ class Spool:
         self._owner = _owner()
         try:
             self._connection = self._connect_patiently()
+            self._file = _identity(path)
             self._rows = self._count_rows()
         except (sqlite3.Error, OSError) as error:
             raise SpoolError(_describe(path, error)) from error
@@ -146,6 +147,46 @@ class Spool:
         self._lock = threading.Lock()
         self._owner = _owner()
         self._connection = self._connect_patiently()
+        self._file = _identity(self.path)
+
+    def recover_if_gone(self) -> int | None:
+        """Move this process's rows to a new file when the spool's file was deleted or replaced.
+
+        An open sqlite file that is deleted (a temporary-file cleaner, a hand) goes on taking
+        writes, into a file nobody can open again: its rows would be lost when the process
+        ends. Costs one ``stat`` when nothing is wrong.
+
+        Returns:
+            None when the file is the one opened; else how many rows were moved.
+
+        Raises:
+            SpoolError: no new file can be made there; the rows stay in the deleted one,
+                which this process still reads and writes.
+        """
+        with self._lock:
+            if _identity(self.path) == self._file:
+                return None
+            rows = self._connection.execute(
+                "SELECT id, route, owner, spooled_at, body FROM otel_feedback_spool "
+                "WHERE owner = ?",
+                (self._owner,),
+            ).fetchall()
+            try:
+                fresh = self._connect_patiently()
+                with fresh:
+                    fresh.executemany(
+                        "INSERT OR REPLACE INTO otel_feedback_spool "
+                        "(id, route, owner, spooled_at, body) VALUES (?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                (count,) = fresh.execute("SELECT COUNT(*) FROM otel_feedback_spool").fetchone()
+            except (sqlite3.Error, OSError) as error:
+                raise SpoolError(_describe(self.path, error)) from error
+            self._connection.close()
+            self._connection = fresh
+            self._file = _identity(self.path)
+            self._rows = int(count)
+        return len(rows)
 
     def take_over(self) -> Counter[str]:
         """Own the rows of processes that are no longer running; return them per route."""
@@ -302,6 +343,15 @@ def _record_of(body: str) -> Feedback:
     if not isinstance(run, dict) or not all(isinstance(v, str) for v in run.values()):
         return record
     return with_run_attributes(record, run)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """Which file ``path`` names now (device and inode); None when there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _owner() -> str:
