@@ -7,6 +7,7 @@
     python benchmarks/chaos.py outage [--records N] [--down-for S]
     python benchmarks/chaos.py phoenix404 [--records N] [--watch S]
     python benchmarks/chaos.py fullspool [--records N]
+    python benchmarks/chaos.py deleted [--rate R]
 
 ``receiver``: an application records N feedback records at R per second over OTLP/HTTP while
 its receiver (the tests' OTLP receiver, writing each record id it takes to a file before
@@ -33,6 +34,11 @@ takes and what became of the records.
 ``fullspool``: N records at once to two exporters that take 20 ms per batch, with the spool
 on at its default bound (100,000 rows, so N records take 2N rows and overflow it): prints, per
 exporter, the records sent, how many distinct, and what the counts say.
+
+``deleted``: the application records at R per second with the spool on and no receiver; after
+1.5 s its spool file (and ``-wal``, ``-shm``) is deleted, 1.5 s later it is killed with
+SIGKILL; then one more start with the receiver up. Prints how many records made before and
+after the deletion were delivered.
 
 ``outage``: the endpoint is down for ``--down-for`` seconds while N records are made with the
 spool on, then comes back; prints how many are still undelivered every second, in the same
@@ -252,6 +258,47 @@ def crash(kills: int, rate: float) -> None:
         print(f"oldest lost record: its span ended {max(lost_ages) * 1000:.0f} ms before the kill")
 
 
+def deleted(rate: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        spool, port = str(Path(tmp) / "spool.sqlite"), free_port()
+        app = subprocess.Popen(
+            [sys.executable, "-c", CRASH_APP, str(port), str(rate), spool],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_clean_environment(),
+        )
+        time.sleep(1.5)  # the application runs a while
+        for suffix in ("", "-wal", "-shm"):
+            Path(spool + suffix).unlink(missing_ok=True)
+        deleted_at = time.time()
+        time.sleep(1.5)  # and on, without its file
+        app.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        out, _ = app.communicate()
+        made = [line.split() for line in out.splitlines() if len(line.split()) == 2]
+        ids = Path(tmp) / "received.txt"
+        receiver = start_receiver(RECEIVER, port, str(ids))
+        subprocess.run(
+            [sys.executable, "-c", CRASH_APP, str(port), "0", spool],
+            check=True,
+            env=_clean_environment(),
+            stdout=subprocess.DEVNULL,
+        )
+        receiver.send_signal(signal.SIGKILL)
+        receiver.wait()
+        received = set(ids.read_text().split()) if ids.exists() else set()
+    print(f"{rate:g} records/s, spool on, no receiver; the spool file deleted, then SIGKILL:")
+    bands = [
+        ("made before the deletion", 0.0, deleted_at),
+        ("made after it, >= 200 ms before the kill", deleted_at, killed_at - 0.2),
+        ("made in the last 200 ms", killed_at - 0.2, float("inf")),
+    ]
+    for label, low, high in bands:
+        band = [i for i, at in made if low <= float(at) < high]
+        delivered = sum(i in received for i in band)
+        print(f"  {label:<44}{len(band):>7} made{delivered:>7} delivered")
+
+
 def _exit_time(code: str, records: int, endpoint: str) -> float:
     environment = _clean_environment(
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
@@ -445,7 +492,7 @@ def phoenix_404(records: int, watch: float) -> None:
 
 
 def main() -> None:
-    modes = ("crash", "exit", "burst", "outage", "phoenix404", "fullspool", "receiver")
+    modes = ("crash", "exit", "burst", "outage", "phoenix404", "fullspool", "deleted", "receiver")
     mode = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in modes else "receiver"
     parser = argparse.ArgumentParser(description=__doc__)
     if mode == "crash":
@@ -461,6 +508,10 @@ def main() -> None:
     if mode == "burst":
         parser.add_argument("--records", type=int, default=10_000)
         burst(parser.parse_args().records)
+        return
+    if mode == "deleted":
+        parser.add_argument("--rate", type=float, default=500)
+        deleted(parser.parse_args().rate)
         return
     if mode == "fullspool":
         parser.add_argument("--records", type=int, default=120_000)
