@@ -36,6 +36,7 @@ __all__ = [
 
 
 _NO_PARENT = Context()  # an empty context: no current span, so a new root
+_wrapping = threading.Lock()
 
 
 def event_list(span: object) -> Any:
@@ -185,12 +186,13 @@ def tracer_would_cut(tracer: object, attributes: Mapping[str, object], *, alread
     """Whether a span of ``tracer`` would cut ``attributes`` given beside ``already`` others.
 
     Assumes an SDK ``Tracer`` keeps its ``SpanLimits`` in ``_span_limits``:
-    ``max_attribute_length`` cuts string values, ``max_span_attributes`` evicts the oldest
+    ``max_span_attribute_length`` cuts a span's string values (it defaults to
+    ``max_attribute_length``, which cuts events'), ``max_span_attributes`` evicts the oldest
     attributes past that count; ``None`` means no limit.
     """
     limits = getattr(tracer, "_span_limits", None)
     return limits is not None and _cut(
-        attributes, limits.max_attribute_length, limits.max_span_attributes, already
+        attributes, limits.max_span_attribute_length, limits.max_span_attributes, already
     )
 
 
@@ -233,7 +235,11 @@ def start_root_in_trace(tracer: Any, trace_id: int, name: str, **options: Any) -
     if generator is None:
         return None
     if generator.__class__ is not PinnedTraceIds:
-        generator = tracer.id_generator = PinnedTraceIds(generator)
+        with _wrapping:
+            # Once per tracer: two threads wrapping at once would pin on different wrappers.
+            generator = tracer.id_generator
+            if generator.__class__ is not PinnedTraceIds:
+                generator = tracer.id_generator = PinnedTraceIds(generator)
     generator.pinned.trace_id = trace_id
     try:
         return tracer.start_span(name, context=_NO_PARENT, **options)

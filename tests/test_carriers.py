@@ -137,6 +137,64 @@ def short_values() -> Iterator[Pipeline]:
     _reset_global_tracer_provider()
 
 
+def test_carriers_never_pass_for_the_root_of_their_trace(global_pipeline: Pipeline) -> None:
+    # A judge that has only the ids: the span-level carrier has a remote parent, and the
+    # trace-level one made next must not take it for the trace's first span here.
+    trace_id, span_id = 0xABCDEF, 0x123
+    record_feedback("on_span", score=1, trace_id=trace_id, run_id=span_id)
+    record_feedback("on_trace", score=1, trace_id=trace_id)
+    on_trace = _spans(global_pipeline)["feedback on_trace"]
+    assert on_trace.parent is None
+    assert on_trace.links == ()
+    # Trace feedback while the root is still open, then again once it has ended: the second
+    # links the real root, not the first one's carrier.
+    tracer = global_pipeline.tracer
+
+    def from_another_thread(trace_id: int) -> None:
+        record_feedback("mid_run", score=1, trace_id=trace_id)
+
+    with tracer.start_as_current_span("root") as root:
+        trace_of_root = root.get_span_context().trace_id
+        judge = threading.Thread(target=from_another_thread, args=(trace_of_root,))
+        judge.start()
+        judge.join()
+    record_feedback("after_end", score=1, trace_id=trace_of_root)
+    after_end = _spans(global_pipeline)["feedback after_end"]
+    assert [_ids_of_link(link) for link in after_end.links] == [
+        _ids(_spans(global_pipeline)["root"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("limits", "kept"),
+    [
+        (SpanLimits(max_span_attribute_length=20), False),
+        (SpanLimits(max_attribute_length=20, max_span_attribute_length=1_000), True),
+    ],
+)
+def test_the_span_attribute_length_limit_is_the_one_that_decides(
+    limits: SpanLimits, kept: bool
+) -> None:
+    provider = TracerProvider(span_limits=limits)
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    provider.add_span_processor(FeedbackSpanProcessor(InMemoryFeedbackExporter()))
+    _reset_global_tracer_provider()
+    trace.set_tracer_provider(provider)
+    try:
+        judged = SpanContext(0xAB, 0xCD, True, TraceFlags(1))
+        record_feedback("k", score=1, comment="an explanation of thirty-five chars", span=judged)
+        (carrier,) = spans.get_finished_spans()
+        attributes = carrier.attributes or {}
+        assert (EVAL + "explanation" in attributes) is kept
+        if kept:
+            assert attributes[EVAL + "explanation"] == "an explanation of thirty-five chars"
+            json.loads(str(attributes[EVAL + "metadata"]))
+    finally:
+        provider.shutdown()
+        _reset_global_tracer_provider()
+
+
 def test_a_result_the_limits_would_cut_is_left_out_and_the_record_stays_whole(
     short_values: Pipeline,
 ) -> None:

@@ -241,6 +241,9 @@ def test_a_span_that_names_its_langsmith_ids_gets_its_feedback_there(
     with tracer.start_as_current_span("plain") as plain:
         record_feedback("plain", score=1)
         plain.set_attribute("langsmith.span.id", "not-a-uuid")
+    with tracer.start_as_current_span("nil") as nil:
+        record_feedback("nil", score=1)
+        nil.set_attribute("langsmith.span.id", str(uuid.UUID(int=0)))
     (ended,) = [s for s in global_pipeline.spans.get_finished_spans() if s.name == "answer"]
     record_feedback("late", score=0, span=ended)
     global_pipeline.flush()
@@ -257,3 +260,5 @@ def test_a_span_that_names_its_langsmith_ids_gets_its_feedback_there(
     plain_run = langsmith_run_id_from_otel_span_id(plain.get_span_context().span_id)
     assert posted["plain"]["run_id"] == str(plain_run)
     assert "trace_id" not in posted["plain"]
+    nil_run = langsmith_run_id_from_otel_span_id(nil.get_span_context().span_id)
+    assert posted["nil"]["run_id"] == str(nil_run)  # the nil UUID names no run

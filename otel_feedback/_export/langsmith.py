@@ -95,24 +95,24 @@ def langsmith_ids_of(record: Feedback) -> tuple[UUID | None, UUID | None]:
 
     A span may name its LangSmith run and trace itself (``langsmith.span.id``,
     ``langsmith.trace.id``, UUIDs): those win. Otherwise the run is the record's ``run_id``
-    (LangSmith's rule for OTLP spans) and the trace is unknown. Feedback on a whole trace
-    whose LangSmith trace id is known lands on that trace's root run, whose id it is.
+    (LangSmith's rule for OTLP spans) and the trace is unknown. Feedback on a whole trace has
+    no run.
     """
+    if record.run_id is None:
+        return None, None
     run = record.run_attributes
     trace_id = _uuid_or_none(run.get(ATTR_LANGSMITH_TRACE_ID))
-    run_id = _uuid_or_none(run.get(ATTR_LANGSMITH_RUN_ID)) or record.run_id
-    if record.run_id is None:
-        run_id = trace_id
-    return run_id, trace_id
+    return _uuid_or_none(run.get(ATTR_LANGSMITH_RUN_ID)) or record.run_id, trace_id
 
 
 def _uuid_or_none(value: str | None) -> UUID | None:
     if value is None:
         return None
     try:
-        return UUID(value)
+        parsed = UUID(value)
     except ValueError:
         return None  # not LangSmith's own id: the span id's rule applies
+    return parsed if parsed.int else None  # the nil UUID names no run
 
 
 class LangSmithFeedbackExporter(PerRecordExporter):

@@ -32,7 +32,7 @@ from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._log import logger, warn_once
 from otel_feedback._recording.handoff import direct_sinks, hand_off, sinks_of_span
 from otel_feedback._recording.recorded import RecordedFeedback
-from otel_feedback._recording.roots import root_of
+from otel_feedback._recording.roots import CARRIER_SCOPE, root_of
 from otel_feedback._recording.target import Remote
 from otel_feedback._sdk import (
     add_carrying_event,
@@ -56,7 +56,7 @@ def _tracer() -> trace.Tracer:
     provider = trace.get_tracer_provider()
     cached = _tracer_of
     if cached is None or cached[0] is not provider:
-        cached = _tracer_of = (provider, provider.get_tracer("otel_feedback", __version__))
+        cached = _tracer_of = (provider, provider.get_tracer(CARRIER_SCOPE, __version__))
     return cached[1]
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["note_root", "root_of"]
+__all__ = ["CARRIER_SCOPE", "note_root", "root_of"]
+
+CARRIER_SCOPE: Final = "otel_feedback"
+"""The instrumentation scope of carrier spans (the tracer that makes them)."""
 
 _MAX_TRACES = 4096  # a few hundred KB at most; older traces are forgotten first
 # trace id -> (span id, whether it is the trace's true root rather than a local one)
@@ -42,7 +45,7 @@ def note_root(span: Any) -> None:
     if parent is not None and not parent.is_remote:
         return
     context = span.context
-    if context is None:
+    if context is None or _is_carrier(span):
         return
     known = _roots.get(context.trace_id)
     if known is not None and (known[1] or parent is not None):
@@ -51,6 +54,13 @@ def note_root(span: Any) -> None:
         _roots[context.trace_id] = (context.span_id, parent is None)
         if len(_roots) > _MAX_TRACES:
             _roots.popitem(last=False)
+
+
+def _is_carrier(span: Any) -> bool:
+    # Feedback's own carriers are not the trace's spans: a carrier with no parent (trace
+    # feedback on a trace not seen here) or with a remote one must not pass for its root.
+    scope = getattr(span, "instrumentation_scope", None)
+    return scope is not None and scope.name == CARRIER_SCOPE
 
 
 def root_of(trace_id: int) -> int:
