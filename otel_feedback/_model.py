@@ -353,6 +353,7 @@ class Feedback(BaseModel):
 
 
 _NO_RUN_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
+_NO_PRIVATE: dict[str, Any] = {"_run_attributes": None}
 _FIELD_NAMES = tuple(Feedback.model_fields)
 _NO_FIELDS = dict.fromkeys(_FIELD_NAMES)
 _new_object = object.__new__
@@ -371,7 +372,9 @@ def checked_feedback(**values: Any) -> Feedback:
     _set(record, "__dict__", {**_NO_FIELDS, **values})
     _set(record, "__pydantic_fields_set__", set(_FIELD_NAMES))
     _set(record, "__pydantic_extra__", None)
-    _set(record, "__pydantic_private__", {"_run_attributes": None})
+    # One shared dict, never changed in place (with_run_attributes sets them on a copy, which
+    # gets its own): a dict per record would add to every garbage collection.
+    _set(record, "__pydantic_private__", _NO_PRIVATE)
     return record
 
 

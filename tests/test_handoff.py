@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 
 import pytest
 from opentelemetry import trace
@@ -158,3 +160,20 @@ def test_a_foreign_event_item_decodes_or_says_why() -> None:
     bad = EventFeedback({"gen_ai.evaluation.score.value": 1.0}, 5_000, 7, 9)
     with pytest.raises(ValueError, match=r"^gen_ai\.evaluation\.name"):
         bad.to_feedback()
+
+
+def test_a_span_with_feedback_is_freed_without_the_garbage_collector(pipeline: Pipeline) -> None:
+    # What watches a span's evictions lives in the span's own event list: it must not hold
+    # the span, or every span with feedback would wait for a garbage collection to be freed.
+    gc.disable()
+    try:
+        span = pipeline.tracer.start_span("run")
+        with trace.use_span(span, end_on_exit=True):
+            record_feedback("k", score=1)
+        freed = weakref.ref(span)
+        del span
+        assert freed() is None
+    finally:
+        gc.enable()
+    pipeline.flush()
+    assert len(pipeline.feedback.get_finished_feedback()) == 1

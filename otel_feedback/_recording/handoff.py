@@ -200,10 +200,14 @@ def report_evictions(span: object) -> Any:
     sinks = sinks_of_span(span)
     context = span.get_span_context()  # type: ignore[attr-defined]
     trace_id, span_id = context.trace_id, context.span_id
+    # Weakly: the reporter lives in the span's own event list, and a strong reference would
+    # make every span with feedback a cycle that only the garbage collector frees.
+    span_ref = weakref.ref(span)
 
     def evicted(event: Any) -> None:
         # The span is still running: its correlation attributes as they are now.
-        run = run_attributes_of(span.attributes)  # type: ignore[attr-defined]
+        live = span_ref()
+        run = None if live is None else run_attributes_of(getattr(live, "attributes", None))
         if event.__class__ is CarryingEvent:
             if run is not None:
                 event.item._run = run  # noqa: SLF001
