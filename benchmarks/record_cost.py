@@ -11,7 +11,8 @@ the application's thread is counted:
   post-hoc form adds (the link to the judged span and the result's attributes), on a
   provider without the processor;
 - spans with no feedback: start and end with the FeedbackSpanProcessor, next to the same with
-  a SpanProcessor that does nothing;
+  a SpanProcessor that does nothing; each a root span (the processor notes every trace's
+  root, for feedback on a whole trace later), then each a child of one open span;
 - what inline OpenInference ``annotations.0.annotation.*`` attributes would add to a span
   with one feedback event (the README says why live feedback does not write them).
 
@@ -156,6 +157,21 @@ def main() -> None:
         return elapsed
 
     span_calls = spans_per_run * 20
+
+    def children_of(provider: TracerProvider) -> Run:
+        tracer = provider.get_tracer("b")
+
+        def run(clock: Clock) -> float:
+            with tracer.start_as_current_span("parent"):
+                started = clock()
+                for _ in range(span_calls):
+                    with tracer.start_as_current_span("s"):
+                        pass
+                elapsed = clock() - started
+            return elapsed / span_calls / 1000
+
+        return run
+
     inline = {
         f"annotations.0.annotation.{name}": value
         for name, value in evaluation_of(attributes, "").items()
@@ -196,15 +212,28 @@ def main() -> None:
         late_floor_openinference,
         spans_of(with_noop),
         spans_of(with_feedback),
+        children_of(with_noop),
+        children_of(with_feedback),
         spans_of(plain),
         one_event,
         one_event_inline,
     ]
     for run in runs:
         run(time.perf_counter_ns)  # warm up
-    live0, live1, late0, late1, late_oi, noop, ours, bare, event, event_inline = (
-        interleaved_medians(runs, args.repeats)
-    )
+    (
+        live0,
+        live1,
+        late0,
+        late1,
+        late_oi,
+        noop,
+        ours,
+        child_noop,
+        child_ours,
+        bare,
+        event,
+        event_inline,
+    ) = interleaved_medians(runs, args.repeats)
     # What one event adds to a span, and what the inline attributes add on top of that.
     added = tuple(e - b for e, b in zip(event, bare, strict=True))
     inline_added = tuple(i - e for i, e in zip(event_inline, event, strict=True))
@@ -222,6 +251,8 @@ def main() -> None:
         ("record_feedback after the run (carrier span)", late1, late_oi),
         ("span start+end, a SpanProcessor that does nothing (floor)", noop, noop),
         ("span start+end, FeedbackSpanProcessor, no feedback", ours, noop),
+        ("child span, a SpanProcessor that does nothing (floor)", child_noop, child_noop),
+        ("child span, FeedbackSpanProcessor, no feedback", child_ours, child_noop),
         ("what 1 add_event adds to a span (floor)", added, added),
         (f"what {len(inline)} inline annotations.0.* attributes add on top", inline_added, added),
     ]

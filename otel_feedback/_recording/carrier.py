@@ -32,7 +32,7 @@ from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._log import logger, warn_once
 from otel_feedback._recording.handoff import direct_sinks, hand_off, sinks_of_span
 from otel_feedback._recording.recorded import RecordedFeedback
-from otel_feedback._recording.roots import CARRIER_SCOPE, root_of
+from otel_feedback._recording.roots import CARRIER_SCOPE, forget, root_of
 from otel_feedback._recording.target import Remote
 from otel_feedback._sdk import (
     add_carrying_event,
@@ -144,6 +144,10 @@ def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
     elif not add_carrying_event(carrier, a.EVENT_NAME, event, timestamp_ns, record):
         carrier.add_event(a.EVENT_NAME, event, timestamp=timestamp_ns)
     carrier.end()
+    # Its processors noted it as a root of the trace if it has no parent (or a remote one):
+    # it is not one of the trace's own spans.
+    own = carrier.get_span_context()
+    forget(own.trace_id, own.span_id)
     return True
 
 

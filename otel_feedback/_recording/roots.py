@@ -4,66 +4,75 @@ OpenInference wants a carrier of trace-level feedback linked to a span of the tr
 root preferred. A record about a trace names only the trace, so the processors note the
 root of each trace whose spans end in this process (or, for a trace continued from
 elsewhere, its first span here) and the carrier links that span.
+
+Noting runs for every span that ends, on the application's thread: plain dicts, no lock on
+that path, and the older half dropped at once when one holds twice the bound.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-from collections import OrderedDict
+from itertools import islice
 from typing import Any, Final
 
-__all__ = ["CARRIER_SCOPE", "note_root", "root_of"]
+__all__ = ["CARRIER_SCOPE", "forget", "note_root", "root_of"]
 
 CARRIER_SCOPE: Final = "otel_feedback"
 """The instrumentation scope of carrier spans (the tracer that makes them)."""
 
-_MAX_TRACES = 4096  # a few hundred KB at most; older traces are forgotten first
-# trace id -> (span id, whether it is the trace's true root rather than a local one)
-# An OrderedDict: dropping a plain dict's oldest key (next(iter(d))) walks the holes that
-# earlier deletions left at its front, five times slower here.
-_roots: OrderedDict[int, tuple[int, bool]] = OrderedDict()
-_lock = threading.Lock()
-
-
-def _fresh_lock() -> None:
-    # A child forked while another thread held the lock would wait for it forever.
-    global _lock  # noqa: PLW0603
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_fresh_lock)
+_MAX_TRACES = 4096
+"""The roots of at least this many of the latest traces are kept (at most twice as many)."""
+# trace id -> span id of its root (no parent), and of its first span here (remote parent).
+_roots: dict[int, int] = {}
+_firsts: dict[int, int] = {}
+_trimming = threading.Lock()
 
 
 def note_root(span: Any) -> None:
     """Remember ``span``, which ended, when it is the root of its trace in this process.
 
-    Called by the processors for every span: spans with a local parent cost one check.
+    Called by the processors for every span: a span with a local parent costs one check.
     """
     parent = span.parent
-    if parent is not None and not parent.is_remote:
-        return
-    context = span.context
-    if context is None or _is_carrier(span):
-        return
-    known = _roots.get(context.trace_id)
-    if known is not None and (known[1] or parent is not None):
-        return  # a true root is never replaced, and a local one only by the true one
-    with _lock:
-        _roots[context.trace_id] = (context.span_id, parent is None)
-        if len(_roots) > _MAX_TRACES:
-            _roots.popitem(last=False)
+    if parent is None:
+        context = span.context
+        _roots[context.trace_id] = context.span_id
+        if len(_roots) > 2 * _MAX_TRACES:
+            _trim(_roots)
+    elif parent.is_remote:
+        context = span.context
+        if context.trace_id not in _firsts:
+            _firsts[context.trace_id] = context.span_id
+            if len(_firsts) > 2 * _MAX_TRACES:
+                _trim(_firsts)
 
 
-def _is_carrier(span: Any) -> bool:
-    # Feedback's own carriers are not the trace's spans: a carrier with no parent (trace
-    # feedback on a trace not seen here) or with a remote one must not pass for its root.
-    scope = getattr(span, "instrumentation_scope", None)
-    return scope is not None and scope.name == CARRIER_SCOPE
+def forget(trace_id: int, span_id: int) -> None:
+    """Unsay ``span_id`` as a root of ``trace_id``: a carrier span of feedback just ended.
+
+    Carriers are not the trace's own spans; forgetting them here, rather than checking
+    every span's scope as it ends, keeps noting cheap.
+    """
+    for known in (_roots, _firsts):
+        if known.get(trace_id) == span_id:
+            known.pop(trace_id, None)
 
 
 def root_of(trace_id: int) -> int:
     """The span id of the trace's root as far as this process saw it; 0 when unknown."""
-    known = _roots.get(trace_id)
-    return 0 if known is None else known[0]
+    return _roots.get(trace_id) or _firsts.get(trace_id) or 0
+
+
+def _trim(known: dict[int, int]) -> None:
+    with _trimming:
+        if len(known) <= 2 * _MAX_TRACES:
+            return
+        try:
+            newest = list(islice(known.items(), len(known) - _MAX_TRACES, None))
+        except RuntimeError:
+            return  # another thread added one meanwhile: trimmed at the next root
+        # Rebuilt rather than deleted from the front, whose holes would slow every later
+        # look at the oldest key. A root noted meanwhile may be forgotten: its trace's
+        # feedback then gets a carrier with no link, as for a trace not seen here.
+        known.clear()
+        known.update(newest)
