@@ -86,6 +86,18 @@ def test_a_carrier_is_an_openinference_evaluator_linked_to_the_judged_span(
     assert [_ids_of_link(link) for link in carrier.links] == [_ids(run)]
     assert carrier.parent is not None
     assert (carrier.parent.trace_id, carrier.parent.span_id) == _ids(run)
+    # The judged span is this process's own: not marked remote, and its trace flags kept.
+    assert carrier.parent.is_remote is False
+    assert run.context is not None
+    assert carrier.context is not None
+    assert carrier.context.trace_flags == run.context.trace_flags
+
+
+def test_a_run_known_by_its_ids_is_a_remote_parent(global_pipeline: Pipeline) -> None:
+    record_feedback("k", score=1, trace_id=0xAB, run_id=0xCD)
+    carrier = _spans(global_pipeline)["feedback k"]
+    assert carrier.parent is not None
+    assert carrier.parent.is_remote is True
 
 
 def _ids_of_link(link: trace.Link) -> tuple[int, int]:

@@ -98,11 +98,17 @@ def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
         evaluation = {}
     attributes: dict[str, AttributeValue] = {**_START_ATTRIBUTES, **evaluation}
     name = f"feedback {record.key}"
-    linked = target.span_id or _span_of_trace(target.trace_id)
+    if target.span_id:
+        linked, local, flags = target.span_id, target.local, target.flags | _SAMPLED
+    else:
+        linked, local, flags = _span_of_trace(target.trace_id), True, _SAMPLED
     if linked:
         # The link names the judged span (or a span of the judged trace); the parent places
-        # the carrier under it, where trace views show it.
-        judged = SpanContext(target.trace_id, linked, is_remote=True, trace_flags=_SAMPLED)
+        # the carrier under it, where trace views show it. A span of this process is not
+        # marked remote.
+        judged = SpanContext(
+            target.trace_id, linked, is_remote=not local, trace_flags=TraceFlags(flags)
+        )
         carrier = tracer.start_span(
             name,
             context=trace.set_span_in_context(NonRecordingSpan(judged)),

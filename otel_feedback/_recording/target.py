@@ -21,13 +21,17 @@ class Remote:
 
     ``span_id`` 0 means the whole trace. ``sampled`` is the trace's sampling decision when
     known (from a SpanContext or traceparent); ids alone are taken as sampled. ``run`` holds
-    the judged span's correlation attributes when the span itself was given.
+    the judged span's correlation attributes when the span itself was given. ``local``: the
+    span was made in this process (known from its SpanContext); ``flags``: its trace flags
+    when known.
     """
 
     trace_id: int
     span_id: int
     sampled: bool
     run: Mapping[str, str] | None = None
+    local: bool = False
+    flags: int = trace.TraceFlags.SAMPLED
 
 
 # A recording span to put the event on, a run known by ids, or nothing to attach to.
@@ -94,6 +98,8 @@ def resolve_target(
         context.span_id,
         context.trace_flags.sampled,
         run_attributes_of(attributes) if isinstance(attributes, Mapping) else None,
+        local=not context.is_remote,
+        flags=int(context.trace_flags),
     )
 
 
@@ -106,7 +112,13 @@ def current_target() -> Target:
 def _remote_of(context: trace.SpanContext) -> Remote | None:
     if not context.is_valid:
         return None
-    return Remote(context.trace_id, context.span_id, context.trace_flags.sampled)
+    return Remote(
+        context.trace_id,
+        context.span_id,
+        context.trace_flags.sampled,
+        local=not context.is_remote,
+        flags=int(context.trace_flags),
+    )
 
 
 def _prefer_current(target: Remote | None) -> Target:
