@@ -56,7 +56,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from _receiver import free_port, start_receiver
@@ -207,6 +206,56 @@ for second in range(1, 31):
     if left == 0:
         break
 print("dropped", processor.dropped_records, flush=True)
+"""
+
+
+FULL_SPOOL_APP = """
+import sys, time
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import (
+    FeedbackExporter, FeedbackExportResult, FeedbackSpanProcessor, record_feedback,
+)
+
+records, spool = int(sys.argv[1]), sys.argv[2]
+
+
+class Slow(FeedbackExporter):
+    def __init__(self):
+        self.distinct, self.sent = set(), 0
+
+    def export(self, batch):
+        time.sleep(0.02)  # the endpoint's own time per batch
+        self.distinct |= {r.id for r in batch}
+        self.sent += len(batch)
+        return FeedbackExportResult.SUCCESS
+
+
+class Other(Slow):
+    pass
+
+
+exporters = [Slow(), Other()]
+processor = FeedbackSpanProcessor(exporters, spool_path=spool)
+provider = TracerProvider(shutdown_on_exit=False)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("chaos")
+started = time.monotonic()
+for i in range(records):
+    with tracer.start_as_current_span("run"):
+        record_feedback("k", score=i)
+flushed = processor.force_flush(300_000)
+elapsed = time.monotonic() - started
+stats = processor.stats()
+provider.shutdown()
+print(f"{records} records at once, two exporters at 20 ms per batch, spool at its bound:")
+for exporter in exporters:
+    name = type(exporter).__name__
+    print(
+        f"  {name}: sent {exporter.sent}, distinct {len(exporter.distinct)}, "
+        f"sent twice {exporter.sent - len(exporter.distinct)}; exported {stats.exported[name]}, "
+        f"dropped {sum(stats.dropped[name].values())}, left in the spool {stats.spooled[name]}"
+    )
+print(f"  flushed: {flushed}, in {elapsed:.1f} s")
 """
 
 
@@ -393,54 +442,14 @@ def outage(records: int, down_for: float, spool: bool) -> None:
 
 
 def full_spool(records: int) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from otel_feedback import (
-        Feedback,
-        FeedbackExporter,
-        FeedbackExportResult,
-        FeedbackSpanProcessor,
-        record_feedback,
-    )
-
-    class Slow(FeedbackExporter):
-        def __init__(self) -> None:
-            self.distinct: set[object] = set()
-            self.sent = 0
-
-        def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
-            time.sleep(0.02)  # the endpoint's own time per batch
-            self.distinct |= {r.id for r in batch}
-            self.sent += len(batch)
-            return FeedbackExportResult.SUCCESS
-
-    class Other(Slow):
-        pass
-
-    exporters = [Slow(), Other()]
+    # In a process of its own, like the other modes, so that PYTHONPATH picks the package
+    # measured (this script's directory puts the repository first on its own path).
     with tempfile.TemporaryDirectory() as tmp:
-        processor = FeedbackSpanProcessor(exporters, spool_path=str(Path(tmp) / "s.sqlite"))
-        provider = TracerProvider(shutdown_on_exit=False)
-        provider.add_span_processor(processor)
-        tracer = provider.get_tracer("chaos")
-        started = time.monotonic()
-        for i in range(records):
-            with tracer.start_as_current_span("run"):
-                record_feedback("k", score=i)
-        flushed = processor.force_flush(300_000)
-        elapsed = time.monotonic() - started
-        stats = processor.stats()
-        provider.shutdown()
-    print(f"{records} records at once, two exporters at 20 ms per batch, spool at its bound:")
-    for exporter in exporters:
-        name = type(exporter).__name__
-        sent, distinct = exporter.sent, len(exporter.distinct)
-        print(
-            f"  {name}: sent {sent}, distinct {distinct}, sent twice {sent - distinct}; "
-            f"exported {stats.exported[name]}, dropped {sum(stats.dropped[name].values())}, "
-            f"left in the spool {stats.spooled[name]}"
+        subprocess.run(
+            [sys.executable, "-c", FULL_SPOOL_APP, str(records), str(Path(tmp) / "s.sqlite")],
+            check=True,
+            env=_clean_environment(),
         )
-    print(f"  flushed: {flushed}, in {elapsed:.1f} s")
 
 
 def phoenix_404(records: int, watch: float) -> None:

@@ -96,3 +96,26 @@ class MLflowServer(ServerProcess):
         )
         found: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
         return found
+
+    def spans_through_client(self, trace_id: str) -> dict[str, Any]:
+        """The trace's spans and the span MLflow's own client takes for its root (its venv)."""
+        python = self.executable.parent / "python"
+        script = (
+            "import json, sys, mlflow\n"
+            "mlflow.set_tracking_uri(sys.argv[1])\n"
+            "trace = mlflow.get_trace(sys.argv[2])\n"
+            "spans = [{'name': s.name, 'span_id': s.span_id, 'parent_id': s.parent_id}"
+            " for s in trace.data.spans]\n"
+            "root = trace.data._get_root_span()\n"
+            "print(json.dumps({'spans': spans, 'root': root.name if root else None,"
+            " 'assessments': len(trace.info.assessments)}))\n"
+        )
+        done = subprocess.run(
+            [str(python), "-c", script, self.url, trace_id],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return found

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -25,7 +28,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback._kinds import annotator_kind
-from tests.conftest import make_pipeline
+from tests.conftest import _reset_global_tracer_provider, make_pipeline
 from tests.phoenix_server import PhoenixServer, phoenix_bin
 from tests.server_process import installed
 
@@ -274,3 +277,78 @@ def test_the_command_imports_into_phoenix_and_a_second_import_updates(
         "label": "miss",
         "explanation": None,
     }
+
+
+def _graphql(phoenix: PhoenixServer, query: str, **variables: str) -> Any:
+    request = urllib.request.Request(
+        f"{phoenix.url}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["data"]
+
+
+def _root_span_of(phoenix: PhoenixServer, project: str, trace_id: str) -> Any:
+    projects = _graphql(phoenix, "{ projects { edges { node { id name } } } }")
+    (project_id,) = [
+        edge["node"]["id"]
+        for edge in projects["projects"]["edges"]
+        if edge["node"]["name"] == project
+    ]
+    found = _graphql(
+        phoenix,
+        "query($id: ID!, $trace: ID!) { node(id: $id) { ... on Project {"
+        " trace(traceId: $trace) { rootSpan { name } } } } }",
+        id=project_id,
+        trace=trace_id,
+    )
+    return found["node"]["trace"]["rootSpan"]
+
+
+def test_carriers_of_a_trace_seen_elsewhere_stay_in_it_under_its_real_root(
+    phoenix: PhoenixServer,
+) -> None:
+    project = _project()
+    resource = Resource.create({"openinference.project.name": project})
+    # The application: its spans reach Phoenix; no FeedbackSpanProcessor here saw them end.
+    app = TracerProvider(resource=resource)
+    app.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces"))
+    )
+    tracer = app.get_tracer("app")
+    with (
+        tracer.start_as_current_span("root") as root,
+        tracer.start_as_current_span("child") as child,
+    ):
+        pass
+    trace_id = root.get_span_context().trace_id
+    child_id = child.get_span_context().span_id
+    app.shutdown()
+    # A judge with only the ids: span feedback on the child, and feedback on the whole trace.
+    judge = make_pipeline()
+    judge.provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces"))
+    )
+    _reset_global_tracer_provider()
+    trace.set_tracer_provider(judge.provider)
+    try:
+        record_feedback("faithful", score=1, trace_id=trace_id, run_id=child_id)
+        record_feedback("trace_quality", score=0.5, trace_id=trace_id)
+        judge.flush()
+    finally:
+        judge.provider.shutdown()
+        _reset_global_tracer_provider()
+    spans = phoenix.wait_for(
+        "the four spans", lambda: len(phoenix.spans(project)) == 4 and phoenix.spans(project)
+    )
+    by_name = _by_name(spans)
+    trace_hex = f"{trace_id:032x}"
+    assert {s["context"]["trace_id"] for s in spans} == {trace_hex}  # one trace, none dropped
+    assert by_name["feedback faithful"]["parent_id"] == f"{child_id:016x}"
+    assert by_name["feedback trace_quality"]["parent_id"] is None  # no made-up parent
+    # Phoenix takes the earliest-starting span without a parent as the trace's root.
+    assert _root_span_of(phoenix, project, trace_hex) == {"name": "root"}
+    # Phoenix reads no OpenInference result from span attributes: no annotation appears.
+    ids = [s["context"]["span_id"] for s in spans]
+    assert phoenix.span_annotations(project, ids) == []
