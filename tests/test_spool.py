@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from uuid import UUID
@@ -22,6 +24,7 @@ from otel_feedback import (
     InMemoryFeedbackExporter,
     record_feedback,
 )
+from otel_feedback._export import engine
 from otel_feedback._export.spool import Spool
 from tests.otlp_receiver import OTLPReceiver, free_port
 
@@ -266,3 +269,156 @@ class _Flaky(FeedbackExporter):
             return FeedbackExportResult.RETRY
         self.delivered += [r.id for r in batch]
         return FeedbackExportResult.SUCCESS
+
+
+SHARED_APP = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import FeedbackSpanProcessor, FeedbackExporter, FeedbackExportResult
+from otel_feedback import record_feedback
+
+
+class Down(FeedbackExporter):
+    def export(self, batch):
+        return FeedbackExportResult.RETRY
+
+
+spool = sys.argv[1]
+provider = TracerProvider(shutdown_on_exit=False)
+processor = FeedbackSpanProcessor(Down(), spool_path=spool)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("app")
+
+
+def record(count):
+    for i in range(count):
+        with tracer.start_as_current_span("run"):
+            print(record_feedback("k", score=i).id, flush=True)
+    processor.force_flush(200)
+
+
+record(20)
+print("ready", flush=True)
+sys.stdin.readline()  # the spool's file is deleted meanwhile
+record(20)
+provider.shutdown()
+"""
+
+
+def test_processes_sharing_a_deleted_spool_each_move_their_own_rows(tmp_path: Path) -> None:
+    # `rm feedback.sqlite` leaves its -wal and -shm, which the processes still use: the new
+    # file must not adopt them, or the processes that come second lose their rows.
+    spool_file = tmp_path / "feedback.sqlite"
+    apps = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHARED_APP, str(spool_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    made: list[str] = []
+    for app in apps:
+        assert app.stdout is not None
+        for line in app.stdout:
+            if line.strip() == "ready":
+                break
+            made.append(line.strip())
+    spool_file.unlink()  # the main file only
+    for app in apps:
+        out, _ = app.communicate("\n", timeout=60)
+        assert app.returncode == 0
+        made += out.split()
+    assert len(made) == 120
+    exporter = _Flaky()
+    exporter.up = True
+    # The records wait for an exporter of the same name: the next start sends them all.
+    restarted = TracerProvider()
+    again = FeedbackSpanProcessor(_Named(exporter), spool_path=spool_file)
+    restarted.add_span_processor(again)
+    assert again.force_flush(10_000)
+    restarted.shutdown()
+    assert sorted(str(i) for i in exporter.delivered) == sorted(made)
+
+
+class _Named(FeedbackExporter):
+    """Delivers through ``inner`` under the route name the shared app's exporter had."""
+
+    def __init__(self, inner: FeedbackExporter) -> None:
+        self.inner = inner
+
+    def export(self, batch: Sequence[Feedback]) -> FeedbackExportResult:
+        outcome = self.inner.export(batch)
+        assert isinstance(outcome, FeedbackExportResult)
+        return outcome
+
+
+_Named.__name__ = _Named.__qualname__ = "Down"
+
+
+def test_an_idle_process_notices_its_deleted_spool_within_its_upkeep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "_EXPIRE_EVERY_S", 0.2)  # a minute, by default
+    noticed = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "was deleted or replaced while in use" in record.getMessage():
+                noticed.set()
+
+    watch = Watch()
+    logging.getLogger("otel_feedback").addHandler(watch)
+    try:
+        spool_file = tmp_path / "feedback.sqlite"
+        provider = TracerProvider()
+        processor = FeedbackSpanProcessor(_Flaky(), spool_path=spool_file)
+        provider.add_span_processor(processor)
+        _record(provider, 10)
+        assert not processor.force_flush(300)
+        _delete(spool_file)
+        # No new record: the upkeep alone finds the file gone and writes a new one.
+        assert noticed.wait(30)
+        assert _rows(spool_file) == 10
+        provider.shutdown()
+    finally:
+        logging.getLogger("otel_feedback").removeHandler(watch)
+
+
+FORK_WITHOUT_SPOOL = """
+import os, sys, shutil
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
+
+directory = sys.argv[1]
+memory = InMemoryFeedbackExporter()
+provider = TracerProvider(shutdown_on_exit=False)
+processor = FeedbackSpanProcessor(memory, spool_path=os.path.join(directory, "s.sqlite"))
+provider.add_span_processor(processor)
+processor.force_flush(1_000)
+shutil.rmtree(directory)  # the spool cannot be opened again
+pid = os.fork()
+if pid == 0:
+    with provider.get_tracer("t").start_as_current_span("run"):
+        record_feedback("child", score=1)
+    delivered = processor.force_flush(10_000) and len(memory.get_finished_feedback()) == 1
+    os._exit(0 if delivered else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_delivers_when_the_spool_cannot_be_reopened(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_WITHOUT_SPOOL, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "delivers without one" in done.stderr

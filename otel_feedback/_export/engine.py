@@ -218,7 +218,17 @@ class Engine(Generic[Item]):
         self._received = 0
         self._unwritten = []
         if self._spool is not None:
-            self._spool.reopen()
+            try:
+                self._spool.reopen()
+            except Exception:  # noqa: BLE001 - the child must deliver, spool or not
+                logger.warning(
+                    "The feedback spool %s cannot be opened in this forked process; it "
+                    "delivers without one",
+                    self._spool.path,
+                    exc_info=True,
+                )
+                self._spool = None
+                self._spool_ok = False
         self._start()
 
     def _take_over(self, spool: Spool) -> None:
@@ -337,7 +347,11 @@ class Engine(Generic[Item]):
                 return take
             if self._unwritten and now >= self._intake_due:
                 return 0  # records the spool could not take yet: try them again
+            if self._spool is not None and now >= self._next_expiry:
+                return 0  # the spool's upkeep (its file, its age bound) also while idle
             wait = self._intake_due - now if self._queue and not due else self._delay_s
+            if self._spool is not None:
+                wait = min(wait, self._next_expiry - now)
             self._intake_cv.wait(max(wait, 0.001))
 
     def _room_for_intake(self) -> int:

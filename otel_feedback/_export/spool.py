@@ -23,6 +23,7 @@ sent by the next one. Delivery is at least once; receivers de-duplicate on the f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -30,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from otel_feedback._model import Feedback, with_run_attributes
@@ -172,7 +173,15 @@ class Spool:
                 (self._owner,),
             ).fetchall()
             try:
-                fresh = self._connect_patiently()
+                with _directory_lock(self.path):
+                    if _identity(self.path) is None:
+                        # The file is gone; a -wal or -shm left beside it belongs to the
+                        # deleted database (processes that still use it hold their own open
+                        # handles): a new database must not adopt them.
+                        for suffix in ("-wal", "-shm"):
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(self.path + suffix)
+                    fresh = self._connect_patiently()
                 with fresh:
                     fresh.executemany(
                         "INSERT OR REPLACE INTO otel_feedback_spool "
@@ -343,6 +352,26 @@ def _record_of(body: str) -> Feedback:
     if not isinstance(run, dict) or not all(isinstance(v, str) for v in run.values()):
         return record
     return with_run_attributes(record, run)
+
+
+@contextlib.contextmanager
+def _directory_lock(path: str) -> Iterator[None]:
+    """The spool's directory locked, so that processes sharing a deleted spool make one new file.
+
+    Raises:
+        OSError: the directory is gone.
+    """
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only
+    except ImportError:  # pragma: no cover - Windows: one process per spool file there
+        yield
+        return
+    descriptor = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _identity(path: str) -> tuple[int, int] | None:
