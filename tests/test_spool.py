@@ -9,8 +9,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -422,3 +423,23 @@ def test_a_forked_child_delivers_when_the_spool_cannot_be_reopened(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "delivers without one" in done.stderr
+
+
+def test_a_write_that_fails_half_way_writes_nothing(tmp_path: Path) -> None:
+    # One transaction per write: a failure on the third row (a full disk, here a trigger)
+    # leaves none of the batch, so that the engine's "not written" is true.
+    path = tmp_path / "feedback.sqlite"
+    spool = Spool(str(path), max_records=100, max_age_s=60)
+    now = datetime.now(timezone.utc)
+    batch = [Feedback(id=uuid4(), created_at=now, modified_at=now, key="k") for _ in range(5)]
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON otel_feedback_spool "
+            f"WHEN NEW.id = '{batch[2].id}' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        spool.put(batch, ["route"])
+    assert _rows(path) == 0
+    assert spool.put(batch[:2], ["route"]) == 2
+    assert _rows(path) == 2
+    spool.close()

@@ -182,7 +182,7 @@ class Spool:
                             with contextlib.suppress(FileNotFoundError):
                                 os.unlink(self.path + suffix)
                     fresh = self._connect_patiently()
-                with fresh:
+                with _transaction(fresh):
                     fresh.executemany(
                         "INSERT OR REPLACE INTO otel_feedback_spool "
                         "(id, route, owner, spooled_at, body) VALUES (?, ?, ?, ?, ?)",
@@ -208,7 +208,7 @@ class Spool:
                 )
             ]
             taken: Counter[str] = Counter()
-            with self._connection:
+            with _transaction(self._connection):
                 for owner in owners:
                     if _running(owner):
                         continue
@@ -248,7 +248,7 @@ class Spool:
                 for body in (_body_of(record),)
                 for route in routes
             ]
-            with self._connection:
+            with _transaction(self._connection):
                 cursor = self._connection.executemany(
                     "INSERT OR REPLACE INTO otel_feedback_spool "
                     "(id, route, owner, spooled_at, body) VALUES (?, ?, ?, ?, ?)",
@@ -260,7 +260,7 @@ class Spool:
     def expire(self) -> Counter[str]:
         """Delete this process's rows older than ``max_age_s``; return them per route."""
         limit = time.time() - self.max_age_s
-        with self._lock, self._connection:
+        with self._lock, _transaction(self._connection):
             expired = Counter(
                 {
                     route: int(count)
@@ -282,7 +282,7 @@ class Spool:
 
     def remove(self, ids: Iterable[str], route: str) -> None:
         """``route`` is done with the records of these ids: delivered, or refused for good."""
-        with self._lock, self._connection:
+        with self._lock, _transaction(self._connection):
             cursor = self._connection.executemany(
                 "DELETE FROM otel_feedback_spool WHERE id = ? AND route = ?",
                 [(i, route) for i in ids],
@@ -352,6 +352,24 @@ def _record_of(body: str) -> Feedback:
     if not isinstance(run, dict) or not all(isinstance(v, str) for v in run.values()):
         return record
     return with_run_attributes(record, run)
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """One transaction: every statement inside commits together, or none does.
+
+    The connection is in autocommit mode (``isolation_level=None``), where the sqlite3
+    module's own ``with connection`` commits each statement alone: a failure half-way (a
+    full disk) would leave half a batch written, and every row would cost its own commit.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
 
 
 @contextlib.contextmanager
