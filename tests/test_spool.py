@@ -443,3 +443,42 @@ def test_a_write_that_fails_half_way_writes_nothing(tmp_path: Path) -> None:
     assert spool.put(batch[:2], ["route"]) == 2
     assert _rows(path) == 2
     spool.close()
+
+
+def test_delivered_records_whose_rows_cannot_be_deleted_are_not_sent_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A full disk can refuse even deletions: the records are delivered, their rows stay a
+    # while. They are neither read back and sent again nor counted as waiting, and their
+    # deletion is tried again.
+    spool_file = tmp_path / "feedback.sqlite"
+    exporter = _Flaky()
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(exporter, spool_path=spool_file, retry_for_millis=50)
+    provider.add_span_processor(processor)
+    made = _record(provider, 10)
+    assert not processor.force_flush(300)  # down past retry_for: the route reads the spool
+    with sqlite3.connect(spool_file) as connection:
+        connection.execute("CREATE TABLE disk_full (x)")
+        connection.execute("INSERT INTO disk_full VALUES (1)")
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON otel_feedback_spool "
+            "WHEN EXISTS (SELECT 1 FROM disk_full) BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    exporter.up = True
+    assert processor.force_flush(10_000)
+    assert sorted(exporter.delivered) == sorted(made)
+    assert processor.force_flush(2_000)  # another pass reads the spool: nothing twice
+    assert sorted(exporter.delivered) == sorted(made)
+    stats = processor.stats()
+    assert stats.exported == {"_Flaky": 10}
+    assert stats.spooled == {"_Flaky": 0}
+    assert _rows(spool_file) == 10
+    assert "Could not delete delivered records" in caplog.text
+    with sqlite3.connect(spool_file) as connection:
+        connection.execute("DELETE FROM disk_full")
+    more = _record(provider, 1)  # the intake tries the deletions again
+    assert processor.force_flush(10_000)
+    provider.shutdown()
+    assert sorted(exporter.delivered) == sorted(made + more)
+    assert _rows(spool_file) == 0

@@ -54,6 +54,7 @@ _MAX_BACKOFF_S = 10.0
 _ROOM_WAIT_S = 0.1
 # How often the spool's age bound is applied, and rows of ended processes taken over.
 _EXPIRE_EVERY_S = 60.0
+_MAX_UNREMOVED = 100_000  # per exporter: ids of delivered records whose rows await deletion
 # An export taking longer than this no longer holds the intake (and so the other exporters).
 _SLOW_S = 2.0
 # Distinct drop reasons kept per exporter; later ones are counted together.
@@ -123,6 +124,8 @@ class _Route:
     finished: bool = False
     exported: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    unremoved: set[str] = field(default_factory=set)
+    """Ids done with (delivered or refused) whose spool rows could not be deleted yet."""
 
     @property
     def down(self) -> bool:
@@ -380,6 +383,7 @@ class Engine(Generic[Item]):
 
     def _take_in(self, count: int) -> None:
         self._check_spool_file()
+        self._retry_removals()
         self._write_unwritten()
         queue = self._queue
         items = [queue.popleft() for _ in range(min(count, len(queue)))]
@@ -651,32 +655,38 @@ class Engine(Generic[Item]):
         # cursor, so that rows the endpoint is not ready for do not block those after them;
         # at the end the cursor goes back to the start for them.
         assert self._spool is not None
-        try:
-            rows, unreadable = self._spool.oldest(route.name, route.batch_limit, after=route.cursor)
-            if not rows and route.cursor:
-                route.cursor = 0
-                rows, unreadable = self._spool.oldest(route.name, route.batch_limit)
-            if unreadable:
-                self._spool.remove(unreadable, route.name)
-                self._lost(route, len(unreadable), "unreadable in the spool")
-        except Exception:  # noqa: BLE001 - a failing disk must not stop the export
-            warn_once(f"spool-read:{self._spool.path}", "Could not read the spool", exc_info=True)
-            rows = []
-        if not rows:
-            route.spool_fed = False
-            return []
-        route.cursor = rows[-1].rowid
-        route.spooled_at = {str(row.record.id): row.spooled_at for row in rows}
-        return [row.record for row in rows]
+        restarted = False
+        while True:
+            try:
+                rows, unreadable = self._spool.oldest(
+                    route.name, route.batch_limit, after=route.cursor
+                )
+                if not rows and route.cursor and not restarted:
+                    route.cursor, restarted = 0, True
+                    continue
+                if unreadable:
+                    self._spool.remove(unreadable, route.name)
+                    self._lost(route, len(unreadable), "unreadable in the spool")
+            except Exception:  # noqa: BLE001 - a failing disk must not stop the export
+                warn_once(
+                    f"spool-read:{self._spool.path}", "Could not read the spool", exc_info=True
+                )
+                rows = []
+            if not rows:
+                route.spool_fed = False
+                return []
+            route.cursor = rows[-1].rowid
+            # Rows of records already delivered whose deletion the disk refused: not again.
+            kept = [row for row in rows if str(row.record.id) not in route.unremoved]
+            if kept:
+                route.spooled_at = {str(row.record.id): row.spooled_at for row in kept}
+                return [row.record for row in kept]
 
     def _deliver(self, route: _Route, batch: _Parcel) -> None:
         outcome = _export_each(route.exporter, batch.records)
         done = [*outcome.delivered, *(r for r, _ in outcome.refused)]
         if self._spool is not None and done:
-            try:
-                self._spool.remove([str(r.id) for r in done], route.name)
-            except Exception:  # noqa: BLE001 - rows left behind are only sent again later
-                warn_once(f"spool-remove:{self._spool.path}", "Could not update the spool")
+            self._remove_rows(route, [str(r.id) for r in done])
         with self._lock:
             route.in_flight = 0
             route.flying = None
@@ -748,12 +758,50 @@ class Engine(Generic[Item]):
         old = [r for r in records if route.spooled_at.get(str(r.id), limit) < limit]
         if not old:
             return
-        try:
-            self._spool.remove([str(r.id) for r in old], route.name)
-        except Exception:  # noqa: BLE001 - rows left behind are only sent again later
-            warn_once(f"spool-remove:{self._spool.path}", "Could not update the spool")
-            return
+        self._remove_rows(route, [str(r.id) for r in old], locked=True)
         self._lost(route, len(old), f"not accepted for {self._retry_for_s:g}s")
+
+    def _remove_rows(self, route: _Route, ids: list[str], *, locked: bool = False) -> None:
+        """Delete the spool rows of records ``route`` is done with; if the disk refuses, later.
+
+        Until their rows are gone, those ids are neither read back nor counted as spooled.
+        """
+        assert self._spool is not None
+        try:
+            self._spool.remove(ids, route.name)
+        except Exception:  # noqa: BLE001 - a full disk must not stop the export
+            warn_once(
+                f"spool-remove:{self._spool.path}",
+                "Could not delete delivered records from the feedback spool %s (is the disk "
+                "full?); tried again later",
+                self._spool.path,
+            )
+            if locked:
+                self._hold_removal(route, ids)
+            else:
+                with self._lock:
+                    self._hold_removal(route, ids)
+
+    def _hold_removal(self, route: _Route, ids: list[str]) -> None:
+        # Called with the lock held. Bounded: past it, such rows are sent again by a later
+        # pass or process (at least once), rather than held in memory without end.
+        room = _MAX_UNREMOVED - len(route.unremoved)
+        route.unremoved.update(ids[: max(room, 0)])
+
+    def _retry_removals(self) -> None:
+        spool = self._spool
+        if spool is None:
+            return
+        with self._lock:
+            waiting = [(route, list(route.unremoved)) for route in self._routes if route.unremoved]
+        for route, ids in waiting:
+            try:
+                spool.remove(ids, route.name)
+            except Exception:  # noqa: BLE001 - still refused: next time
+                logger.debug("The spool still refuses deletions", exc_info=True)
+                continue
+            with self._lock:
+                route.unremoved.difference_update(ids)
 
     # -- counting --------------------------------------------------------------------------
 
@@ -791,7 +839,9 @@ class Engine(Generic[Item]):
         if self._spool is not None and not self._intake_busy:
             for route in self._routes:
                 try:
-                    spooled[route.name] = self._spool.count(route.name)
+                    # Rows of records already delivered (their deletion failed) are not owed.
+                    owed = self._spool.count(route.name) - len(route.unremoved)
+                    spooled[route.name] = max(owed, 0)
                 except Exception:  # noqa: BLE001 - a snapshot must not raise
                     spooled[route.name] = -1
         with self._lock:
@@ -872,6 +922,15 @@ class Engine(Generic[Item]):
         if self._spool is not None:
             self._next_file_check = 0.0
             self._check_spool_file()
+            self._retry_removals()
+            undeleted = sum(len(route.unremoved) for route in self._routes)
+            if undeleted:
+                logger.warning(
+                    "%d delivered feedback record(s) could not be deleted from the spool %s "
+                    "(is the disk full?); the next process that opens it sends them again",
+                    undeleted,
+                    self._spool.path,
+                )
             spooled = sum(self.stats().spooled.values())
             if spooled and self._next_file_check:
                 logger.warning(
