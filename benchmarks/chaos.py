@@ -56,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _receiver import free_port, start_receiver
@@ -265,36 +266,59 @@ def _clean_environment(**extra: str) -> dict[str, str]:
     return environment
 
 
+def _restart_with_the_receiver_up(tmp: Path, port: int, spool: str) -> set[str]:
+    """One more start of the crashed application, the receiver up: the record ids received."""
+    ids = tmp / "received.txt"
+    receiver = start_receiver(RECEIVER, port, str(ids))
+    subprocess.run(
+        [sys.executable, "-c", CRASH_APP, str(port), "0", spool],
+        check=True,
+        env=_clean_environment(),
+        stdout=subprocess.DEVNULL,
+    )
+    receiver.send_signal(signal.SIGKILL)
+    receiver.wait()
+    return set(ids.read_text().split()) if ids.exists() else set()
+
+
+def _record_until_killed(
+    tmp: Path,
+    port: int,
+    rate: float,
+    spool: str,
+    *,
+    meanwhile: Callable[[], None] = lambda: time.sleep(1.5),
+) -> tuple[float, list[tuple[str, str]]]:
+    """Run the recording application until ``meanwhile`` returns, then SIGKILL it.
+
+    Returns the kill's time and the (record id, time) pairs the application printed.
+    """
+    printed = tmp / "made.txt"
+    # Into a file, not a pipe: a pipe nobody reads until the end fills, and stops the
+    # application, after some 1,000 lines.
+    with printed.open("w") as out:
+        app = subprocess.Popen(
+            [sys.executable, "-c", CRASH_APP, str(port), str(rate), spool],
+            stdout=out,
+            text=True,
+            env=_clean_environment(),
+        )
+        meanwhile()
+        app.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        app.wait()
+    pairs = [line.split() for line in printed.read_text().splitlines()]
+    return killed_at, [(p[0], p[1]) for p in pairs if len(p) == 2]
+
+
 def crash(kills: int, rate: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spool, port = str(Path(tmp) / "spool.sqlite"), free_port()
         made: list[tuple[str, float]] = []  # (id, seconds before its kill the span ended)
         for _ in range(kills):
-            app = subprocess.Popen(
-                [sys.executable, "-c", CRASH_APP, str(port), str(rate), spool],
-                stdout=subprocess.PIPE,
-                text=True,
-                env=_clean_environment(),
-            )
-            time.sleep(1.5)  # the application runs a while
-            app.send_signal(signal.SIGKILL)
-            killed_at = time.time()
-            out, _ = app.communicate()
-            for line in out.splitlines():
-                parts = line.split()
-                if len(parts) == 2:
-                    made.append((parts[0], killed_at - float(parts[1])))
-        ids = Path(tmp) / "received.txt"
-        receiver = start_receiver(RECEIVER, port, str(ids))
-        subprocess.run(
-            [sys.executable, "-c", CRASH_APP, str(port), "0", spool],
-            check=True,
-            env=_clean_environment(),
-            stdout=subprocess.DEVNULL,
-        )
-        receiver.send_signal(signal.SIGKILL)
-        receiver.wait()
-        received = set(ids.read_text().split()) if ids.exists() else set()
+            killed_at, printed = _record_until_killed(Path(tmp), port, rate, spool)
+            made += [(i, killed_at - float(at)) for i, at in printed]
+        received = _restart_with_the_receiver_up(Path(tmp), port, spool)
     print(f"{kills} SIGKILLs at {rate:g} records/s, spool on, no receiver until the restart")
     print(f"{'span ended before the kill':<30}{'records':>9}{'lost':>7}")
     bands = [(0.2, float("inf"), ">= 200 ms"), (0.05, 0.2, "50-200 ms"), (0.0, 0.05, "< 50 ms")]
@@ -310,32 +334,20 @@ def crash(kills: int, rate: float) -> None:
 def deleted(rate: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spool, port = str(Path(tmp) / "spool.sqlite"), free_port()
-        app = subprocess.Popen(
-            [sys.executable, "-c", CRASH_APP, str(port), str(rate), spool],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=_clean_environment(),
+        deleted_at = 0.0
+
+        def delete_the_file() -> None:
+            nonlocal deleted_at
+            time.sleep(1.5)  # the application runs a while
+            for suffix in ("", "-wal", "-shm"):
+                Path(spool + suffix).unlink(missing_ok=True)
+            deleted_at = time.time()
+            time.sleep(1.5)  # and on, without its file
+
+        killed_at, made = _record_until_killed(
+            Path(tmp), port, rate, spool, meanwhile=delete_the_file
         )
-        time.sleep(1.5)  # the application runs a while
-        for suffix in ("", "-wal", "-shm"):
-            Path(spool + suffix).unlink(missing_ok=True)
-        deleted_at = time.time()
-        time.sleep(1.5)  # and on, without its file
-        app.send_signal(signal.SIGKILL)
-        killed_at = time.time()
-        out, _ = app.communicate()
-        made = [line.split() for line in out.splitlines() if len(line.split()) == 2]
-        ids = Path(tmp) / "received.txt"
-        receiver = start_receiver(RECEIVER, port, str(ids))
-        subprocess.run(
-            [sys.executable, "-c", CRASH_APP, str(port), "0", spool],
-            check=True,
-            env=_clean_environment(),
-            stdout=subprocess.DEVNULL,
-        )
-        receiver.send_signal(signal.SIGKILL)
-        receiver.wait()
-        received = set(ids.read_text().split()) if ids.exists() else set()
+        received = _restart_with_the_receiver_up(Path(tmp), port, spool)
     print(f"{rate:g} records/s, spool on, no receiver; the spool file deleted, then SIGKILL:")
     bands = [
         ("made before the deletion", 0.0, deleted_at),
