@@ -1,18 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 from opentelemetry.util._once import Once
 
-from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter
+from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
 from otel_feedback._log import reset_warnings
 from tests.otlp_receiver import OTLPReceiver
 
@@ -73,3 +73,37 @@ def global_pipeline() -> Iterator[Pipeline]:
     yield built
     built.provider.shutdown()
     _reset_global_tracer_provider()
+
+
+def trace_judged_elsewhere(
+    span_exporter: Callable[[], SpanExporter], resource: Resource | None = None
+) -> tuple[int, int]:
+    """A trace judged by a process that saw none of its spans end; its trace id and child's id.
+
+    An application with no FeedbackSpanProcessor sends a root and its child through
+    ``span_exporter()``; then a judge, the global provider here, with only the ids, records
+    ``faithful`` on the child and ``trace_quality`` on the whole trace, its carriers going
+    through another ``span_exporter()``.
+    """
+    app = TracerProvider(resource=resource or Resource.create({}))
+    app.add_span_processor(SimpleSpanProcessor(span_exporter()))
+    tracer = app.get_tracer("app")
+    with (
+        tracer.start_as_current_span("root") as root,
+        tracer.start_as_current_span("child") as child,
+    ):
+        pass
+    app.shutdown()
+    trace_id, child_id = root.get_span_context().trace_id, child.get_span_context().span_id
+    judge = make_pipeline()
+    judge.provider.add_span_processor(SimpleSpanProcessor(span_exporter()))
+    _reset_global_tracer_provider()
+    trace.set_tracer_provider(judge.provider)
+    try:
+        record_feedback("faithful", score=1, trace_id=trace_id, run_id=child_id)
+        record_feedback("trace_quality", score=0.5, trace_id=trace_id)
+        judge.flush()
+    finally:
+        judge.provider.shutdown()
+        _reset_global_tracer_provider()
+    return trace_id, child_id

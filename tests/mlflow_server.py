@@ -80,35 +80,30 @@ class MLflowServer(ServerProcess):
 
     def assessments_through_client(self, trace_id: str) -> list[dict[str, Any]]:
         """The trace's assessments as MLflow's own Python client reads them (its venv)."""
-        python = self.executable.parent / "python"
-        script = (
-            "import json, sys, mlflow\n"
-            "mlflow.set_tracking_uri(sys.argv[1])\n"
-            "trace = mlflow.get_trace(sys.argv[2])\n"
-            "print(json.dumps([a.to_dictionary() for a in trace.info.assessments]))\n"
+        found: list[dict[str, Any]] = self._through_client(
+            "print(json.dumps([a.to_dictionary() for a in trace.info.assessments]))\n", trace_id
         )
-        done = subprocess.run(
-            [str(python), "-c", script, self.url, trace_id],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        found: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
         return found
 
     def spans_through_client(self, trace_id: str) -> dict[str, Any]:
         """The trace's spans and the span MLflow's own client takes for its root (its venv)."""
-        python = self.executable.parent / "python"
-        script = (
-            "import json, sys, mlflow\n"
-            "mlflow.set_tracking_uri(sys.argv[1])\n"
-            "trace = mlflow.get_trace(sys.argv[2])\n"
+        found: dict[str, Any] = self._through_client(
             "spans = [{'name': s.name, 'span_id': s.span_id, 'parent_id': s.parent_id}"
             " for s in trace.data.spans]\n"
             "root = trace.data._get_root_span()\n"
             "print(json.dumps({'spans': spans, 'root': root.name if root else None,"
-            " 'assessments': len(trace.info.assessments)}))\n"
+            " 'assessments': len(trace.info.assessments)}))\n",
+            trace_id,
+        )
+        return found
+
+    def _through_client(self, printing: str, trace_id: str) -> Any:
+        """What ``printing`` prints as JSON about ``trace`` (read by MLflow's own client)."""
+        python = self.executable.parent / "python"
+        script = (
+            "import json, sys, mlflow\n"
+            "mlflow.set_tracking_uri(sys.argv[1])\n"
+            "trace = mlflow.get_trace(sys.argv[2])\n" + printing
         )
         done = subprocess.run(
             [str(python), "-c", script, self.url, trace_id],
@@ -117,5 +112,4 @@ class MLflowServer(ServerProcess):
             timeout=120,
             check=True,
         )
-        found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        return found
+        return json.loads(done.stdout.strip().splitlines()[-1])

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -25,7 +24,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback._export.mlflow import FEEDBACK_ID
-from tests.conftest import _reset_global_tracer_provider, make_pipeline
+from tests.conftest import trace_judged_elsewhere
 from tests.mlflow_server import MLflowServer, mlflow_bin
 from tests.server_process import installed
 
@@ -179,30 +178,7 @@ def test_carriers_of_a_trace_seen_elsewhere_stay_in_it_under_its_real_root(
     mlflow: MLflowServer,
 ) -> None:
     experiment = mlflow.create_experiment(f"carriers-{uuid.uuid4().hex[:8]}")
-    # The application: its spans reach MLflow; no FeedbackSpanProcessor here saw them end.
-    app = TracerProvider()
-    app.add_span_processor(SimpleSpanProcessor(span_exporter(mlflow, experiment)))
-    tracer = app.get_tracer("app")
-    with (
-        tracer.start_as_current_span("root") as root,
-        tracer.start_as_current_span("child") as child,
-    ):
-        pass
-    trace_id = root.get_span_context().trace_id
-    child_id = child.get_span_context().span_id
-    app.shutdown()
-    # A judge with only the ids: span feedback on the child, and feedback on the whole trace.
-    judge = make_pipeline()
-    judge.provider.add_span_processor(SimpleSpanProcessor(span_exporter(mlflow, experiment)))
-    _reset_global_tracer_provider()
-    trace.set_tracer_provider(judge.provider)
-    try:
-        record_feedback("faithful", score=1, trace_id=trace_id, run_id=child_id)
-        record_feedback("trace_quality", score=0.5, trace_id=trace_id)
-        judge.flush()
-    finally:
-        judge.provider.shutdown()
-        _reset_global_tracer_provider()
+    trace_id, child_id = trace_judged_elsewhere(lambda: span_exporter(mlflow, experiment))
     seen = mlflow.spans_through_client(f"tr-{trace_id:032x}")
     parents = {s["name"]: s["parent_id"] for s in seen["spans"]}
     assert set(parents) == {"root", "child", "feedback faithful", "feedback trace_quality"}

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -28,7 +27,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback._kinds import annotator_kind
-from tests.conftest import _reset_global_tracer_provider, make_pipeline
+from tests.conftest import make_pipeline, trace_judged_elsewhere
 from tests.phoenix_server import PhoenixServer, phoenix_bin
 from tests.server_process import installed
 
@@ -311,34 +310,9 @@ def test_carriers_of_a_trace_seen_elsewhere_stay_in_it_under_its_real_root(
 ) -> None:
     project = _project()
     resource = Resource.create({"openinference.project.name": project})
-    # The application: its spans reach Phoenix; no FeedbackSpanProcessor here saw them end.
-    app = TracerProvider(resource=resource)
-    app.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces"))
+    trace_id, child_id = trace_judged_elsewhere(
+        lambda: OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces"), resource
     )
-    tracer = app.get_tracer("app")
-    with (
-        tracer.start_as_current_span("root") as root,
-        tracer.start_as_current_span("child") as child,
-    ):
-        pass
-    trace_id = root.get_span_context().trace_id
-    child_id = child.get_span_context().span_id
-    app.shutdown()
-    # A judge with only the ids: span feedback on the child, and feedback on the whole trace.
-    judge = make_pipeline()
-    judge.provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{phoenix.url}/v1/traces"))
-    )
-    _reset_global_tracer_provider()
-    trace.set_tracer_provider(judge.provider)
-    try:
-        record_feedback("faithful", score=1, trace_id=trace_id, run_id=child_id)
-        record_feedback("trace_quality", score=0.5, trace_id=trace_id)
-        judge.flush()
-    finally:
-        judge.provider.shutdown()
-        _reset_global_tracer_provider()
     spans = phoenix.wait_for(
         "the four spans", lambda: len(phoenix.spans(project)) == 4 and phoenix.spans(project)
     )

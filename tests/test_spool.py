@@ -222,17 +222,8 @@ def test_a_spool_file_deleted_while_in_use_keeps_its_records(
 def test_a_spool_that_cannot_be_made_again_warns_and_delivers_in_the_same_process(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    directory = tmp_path / "gone"
-    directory.mkdir()
-    spool_file = directory / "feedback.sqlite"
     exporter = _Flaky()
-    provider = TracerProvider()
-    processor = FeedbackSpanProcessor(exporter, spool_path=spool_file)
-    provider.add_span_processor(processor)
-    before = _record(provider, 10)
-    assert not processor.force_flush(300)
-    _delete(spool_file)
-    directory.rmdir()
+    provider, processor, before = _recorded_then_directory_gone(tmp_path, exporter, 10)
     after = _record(provider, 10)
     assert not processor.force_flush(300)
     assert "no new file can be made there" in caplog.text
@@ -245,19 +236,27 @@ def test_a_spool_that_cannot_be_made_again_warns_and_delivers_in_the_same_proces
 def test_shutdown_says_when_records_are_lost_with_a_deleted_spool(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    provider, _, _ = _recorded_then_directory_gone(tmp_path, _Flaky(), 5)
+    provider.shutdown()
+    assert "5 feedback record(s) stay in the deleted spool" in caplog.text
+    assert "for the next start" not in caplog.text
+
+
+def _recorded_then_directory_gone(
+    tmp_path: Path, exporter: FeedbackExporter, count: int
+) -> tuple[TracerProvider, FeedbackSpanProcessor, list[UUID]]:
+    """``count`` records spooled with ``exporter`` down, then the spool's directory deleted."""
     directory = tmp_path / "gone"
     directory.mkdir()
     spool_file = directory / "feedback.sqlite"
     provider = TracerProvider()
-    processor = FeedbackSpanProcessor(_Flaky(), spool_path=spool_file)
+    processor = FeedbackSpanProcessor(exporter, spool_path=spool_file)
     provider.add_span_processor(processor)
-    _record(provider, 5)
+    made = _record(provider, count)
     assert not processor.force_flush(300)
     _delete(spool_file)
     directory.rmdir()
-    provider.shutdown()
-    assert "5 feedback record(s) stay in the deleted spool" in caplog.text
-    assert "for the next start" not in caplog.text
+    return provider, processor, made
 
 
 class _Flaky(FeedbackExporter):
@@ -468,12 +467,18 @@ def test_delivered_records_whose_rows_cannot_be_deleted_are_not_sent_again(
     exporter.up = True
     assert processor.force_flush(10_000)
     assert sorted(exporter.delivered) == sorted(made)
-    assert processor.force_flush(2_000)  # another pass reads the spool: nothing twice
+    # Down again past retry_for: the route reads the spool from its start once more, where
+    # the delivered records' rows still are. They are not sent a second time.
+    exporter.up = False
+    made += _record(provider, 1)
+    assert not processor.force_flush(1_200)  # two tries, half a second apart
+    exporter.up = True
+    assert processor.force_flush(10_000)
     assert sorted(exporter.delivered) == sorted(made)
     stats = processor.stats()
-    assert stats.exported == {"_Flaky": 10}
+    assert stats.exported == {"_Flaky": 11}
     assert stats.spooled == {"_Flaky": 0}
-    assert _rows(spool_file) == 10
+    assert _rows(spool_file) == 11
     assert "Could not delete delivered records" in caplog.text
     with sqlite3.connect(spool_file) as connection:
         connection.execute("DELETE FROM disk_full")
