@@ -33,6 +33,7 @@ from typing import Any
 REPO = Path(__file__).parent.parent
 sys.path.insert(0, str(REPO))
 
+from _chromium import BROWSER, FLAGS  # noqa: E402
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright  # noqa: E402
 
 from tests.mlflow_server import MLflowServer, mlflow_bin  # noqa: E402
@@ -46,12 +47,7 @@ RECORDS = 15  # what the demo records: 4 traces, feedback from checks, judge, us
 PICTURES = ("phoenix-annotations", "phoenix-events", "mlflow-assessments")
 VIEWPORT: ViewportSize = {"width": 1600, "height": 900}
 CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *FLAGS,
     # The pictures show local servers only: no host name but 127.0.0.1 resolves.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
@@ -209,26 +205,27 @@ def mlflow_pictures(browser: Browser, mlflow: MLflowServer) -> None:
     page.close()
 
 
+def _photographed(server: PhoenixServer | MLflowServer, photograph: Any) -> None:
+    """Take ``server``'s pictures, then stop it whatever happened."""
+    try:
+        photograph()
+    finally:
+        server.stop()
+
+
 def main() -> None:
     phoenix_executable, mlflow_executable = phoenix_bin(), mlflow_bin()
     if phoenix_executable is None or mlflow_executable is None:
         sys.exit("Phoenix and MLflow are not installed: run bash .ci/run first")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
-        )
+        browser = playwright.chromium.launch(executable_path=BROWSER, args=CHROMIUM_FLAGS)
+        # One server at a time: each takes most of the machine while it starts.
         (Path(tmp) / "phoenix").mkdir()
         phoenix = PhoenixServer(phoenix_executable, Path(tmp) / "phoenix")
-        try:
-            phoenix_pictures(browser, phoenix)
-        finally:
-            phoenix.stop()
+        _photographed(phoenix, lambda: phoenix_pictures(browser, phoenix))
         (Path(tmp) / "mlflow").mkdir()
         mlflow = MLflowServer(mlflow_executable, Path(tmp) / "mlflow")
-        try:
-            mlflow_pictures(browser, mlflow)
-        finally:
-            mlflow.stop()
+        _photographed(mlflow, lambda: mlflow_pictures(browser, mlflow))
         browser.close()
     print("wrote", ", ".join(f"docs/{name}.png" for name in PICTURES))
 

@@ -19,18 +19,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import UUID
 
+from _chromium import BROWSER, FLAGS
+
 from otel_feedback import Feedback, JsonlFeedbackExporter
 
 REPO = Path(__file__).parent.parent
 COMMAND = Path(sys.executable).parent / "otel-feedback"
 CHROMIUM_FLAGS = [
     "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *FLAGS,
     "--hide-scrollbars",
     "--host-resolver-rules=MAP * ~NOTFOUND",
 ]
@@ -83,7 +80,7 @@ def main() -> None:
         picture = REPO / "docs" / "summary-report.png"
         subprocess.run(
             [
-                "chromium",
+                BROWSER,
                 *CHROMIUM_FLAGS,
                 f"--user-data-dir={Path(tmp) / 'profile'}",
                 "--window-size=820,1200",
