@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         FeedbackExporter,
         FeedbackExportResult,
         PartialFeedbackExport,
+        RetryLater,
     )
     from otel_feedback._export.console import ConsoleFeedbackExporter
     from otel_feedback._export.engine import FeedbackExportStats
@@ -72,6 +73,7 @@ __all__ = [
     "PartialFeedbackExport",
     "PhoenixFeedbackExporter",
     "RecordedFeedback",
+    "RetryLater",
     "RunHandle",
     "__version__",
     "configure",
@@ -103,6 +105,7 @@ _LAZY = {
     "OTLPFeedbackExporter": "otel_feedback._export.otlp",
     "PartialFeedbackExport": "otel_feedback._export.base",
     "PhoenixFeedbackExporter": "otel_feedback._export.phoenix",
+    "RetryLater": "otel_feedback._export.base",
     "configure": "otel_feedback._configure",
     "create_feedback_token": "otel_feedback._recording.tokens",
     "record_feedback_from_token": "otel_feedback._recording.tokens",

@@ -26,6 +26,7 @@ PUBLIC = [
     "PartialFeedbackExport",
     "PhoenixFeedbackExporter",
     "RecordedFeedback",
+    "RetryLater",
     "RunHandle",
     "__version__",
     "configure",

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from otel_feedback._model import Feedback
 
-__all__ = ["ExportOutcome", "FeedbackExportResult", "FeedbackExporter", "PartialFeedbackExport"]
+__all__ = [
+    "ExportOutcome",
+    "FeedbackExportResult",
+    "FeedbackExporter",
+    "PartialFeedbackExport",
+    "RetryLater",
+]
 
 
 class FeedbackExportResult(enum.Enum):
@@ -55,9 +61,29 @@ class PartialFeedbackExport:
 
     retry: Sequence[Feedback] = ()
     refused: Sequence[tuple[Feedback, str]] = ()
+    retry_after_s: float | None = None
+    """When the receiver said when to come back (``Retry-After``): the records in ``retry``
+    are not sent again before that many seconds (capped by the shutdown deadline)."""
 
 
-ExportOutcome = FeedbackExportResult | PartialFeedbackExport
+@dataclass(frozen=True)
+class RetryLater:
+    """Outcome of :meth:`FeedbackExporter.export`: the endpoint is unavailable and said when
+    to come back (an HTTP ``Retry-After`` on a 429 or 503, in seconds or as a date).
+
+    Like :attr:`FeedbackExportResult.RETRY` for the whole batch, except that the next try
+    waits ``after_s`` seconds rather than the engine's own backoff (capped by the shutdown
+    deadline: at shutdown an unavailable endpoint gets no further try).
+
+    Example::
+
+        return RetryLater(after_s=30.0)
+    """
+
+    after_s: float
+
+
+ExportOutcome = FeedbackExportResult | PartialFeedbackExport | RetryLater
 
 
 class FeedbackExporter(abc.ABC):
