@@ -16,12 +16,14 @@ from typing import Any, Final
 
 from otel_feedback import _environment as env
 from otel_feedback._export._http import (
+    DELIVERED,
     JsonHttp,
     PerRecordExporter,
     Reply,
     Step,
     Verdict,
     refusal,
+    unavailable,
 )
 from otel_feedback._model import Feedback
 
@@ -89,7 +91,8 @@ class LangfuseFeedbackExporter(PerRecordExporter):
     such a value (only a comment, or a JSON object) is refused with that reason.
 
     Outcomes: delivered on 2xx; sent again later when Langfuse is down, slow, busy (429,
-    5xx) or answers 404; refused with the reason on other answers, and at once for the whole
+    5xx, an answer cut off mid-body; after the ``Retry-After`` it sends, when it sends one)
+    or answers 404; refused with the reason on other answers, and at once for the whole
     batch when the keys are refused.
 
     Example::
@@ -136,18 +139,18 @@ class LangfuseFeedbackExporter(PerRecordExporter):
 
     def _send(self, record: Feedback) -> Step:
         if record.trace_id is None:
-            return Verdict.REFUSED, NO_TRACE
+            return Step(Verdict.REFUSED, NO_TRACE)
         body = score_of(record)
         if body is None:
-            return Verdict.REFUSED, NO_VALUE
+            return Step(Verdict.REFUSED, NO_VALUE)
         return _verdict(self._http.request("POST", "/api/public/scores", body=body))
 
 
 def _verdict(reply: Reply) -> Step:
     if reply.ok:
-        return Verdict.DELIVERED, ""
+        return DELIVERED
     if reply.transient:
-        return Verdict.RETRY_REST, ""
+        return unavailable(reply)
     if reply.status == 404:
-        return Verdict.RETRY, ""
+        return Step(Verdict.RETRY, retry_after_s=reply.retry_after_s)
     return refusal(_VENDOR, reply, credentials=_CREDENTIALS)

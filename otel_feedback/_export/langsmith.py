@@ -27,6 +27,7 @@ from uuid import UUID
 from otel_feedback import _environment as env
 from otel_feedback._attributes import ATTR_LANGSMITH_RUN_ID, ATTR_LANGSMITH_TRACE_ID
 from otel_feedback._export._http import (
+    DELIVERED,
     JsonHttp,
     PerRecordExporter,
     Reply,
@@ -34,6 +35,7 @@ from otel_feedback._export._http import (
     Verdict,
     deliver_each,
     refusal,
+    unavailable,
 )
 from otel_feedback._export.base import ExportOutcome
 from otel_feedback._kinds import annotator_kind
@@ -126,7 +128,8 @@ class LangSmithFeedbackExporter(PerRecordExporter):
     type kept in ``feedback_source.metadata["otel_feedback.source_type"]``.
 
     Outcomes: delivered on 2xx (and 409, the feedback id already there); sent again later
-    when LangSmith is down, slow, busy (429, 5xx), has not ingested the run yet (404), or
+    when LangSmith is down, slow, busy (429, 5xx, an answer cut off mid-body; after the
+    ``Retry-After`` it sends, when it sends one), has not ingested the run yet (404), or
     the project does not exist yet (it appears with its first trace); refused with the
     reason on other answers, and at once for the whole batch when the key is refused.
 
@@ -196,17 +199,19 @@ class LangSmithFeedbackExporter(PerRecordExporter):
                     pass
                 else:
                     return None
-                return Verdict.REFUSED_REST, f"LangSmith answered no project id: {reply.text[:200]}"
+                return Step(
+                    Verdict.REFUSED_REST, f"LangSmith answered no project id: {reply.text[:200]}"
+                )
             # The project appears with the first trace sent to it.
-            return Verdict.RETRY_REST, ""
+            return Step(Verdict.RETRY_REST)
         if reply.transient:
-            return Verdict.RETRY_REST, ""
-        reason = refusal(_VENDOR, reply, credentials=env.LANGSMITH_API_KEY)[1]
-        return Verdict.REFUSED_REST, f"looking up project {self._project!r}: {reason}"
+            return unavailable(reply)
+        reason = refusal(_VENDOR, reply, credentials=env.LANGSMITH_API_KEY).reason
+        return Step(Verdict.REFUSED_REST, f"looking up project {self._project!r}: {reason}")
 
     def _send(self, record: Feedback) -> Step:
         if langsmith_ids_of(record)[0] is None:
-            return Verdict.REFUSED, WHOLE_TRACE_REFUSED
+            return Step(Verdict.REFUSED, WHOLE_TRACE_REFUSED)
         reply = self._http.request(
             "POST", "/feedback", body=feedback_create_of(record, self._project_id)
         )
@@ -215,9 +220,9 @@ class LangSmithFeedbackExporter(PerRecordExporter):
 
 def _verdict(reply: Reply) -> Step:
     if reply.ok or reply.status == 409:  # 409: this feedback id is there already
-        return Verdict.DELIVERED, ""
+        return DELIVERED
     if reply.transient:
-        return Verdict.RETRY_REST, ""
+        return unavailable(reply)
     if reply.status == 404:  # the run is not ingested yet
-        return Verdict.RETRY, ""
+        return Step(Verdict.RETRY, retry_after_s=reply.retry_after_s)
     return refusal(_VENDOR, reply, credentials=env.LANGSMITH_API_KEY)

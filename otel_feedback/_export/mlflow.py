@@ -18,12 +18,14 @@ from uuid import UUID
 
 from otel_feedback import _environment as env
 from otel_feedback._export._http import (
+    DELIVERED,
     JsonHttp,
     PerRecordExporter,
     Reply,
     Step,
     Verdict,
     refusal,
+    unavailable,
 )
 from otel_feedback._kinds import annotator_kind
 from otel_feedback._model import Feedback
@@ -124,8 +126,10 @@ class MLflowFeedbackExporter(PerRecordExporter):
     (``a-<32 hex>``), so a record sent twice is recognised, not duplicated.
 
     Outcomes: delivered when MLflow stored it (or holds it already); sent again later when
-    MLflow is down, slow, busy, or has not ingested the trace yet (404); refused with the
-    reason on other answers, and at once for the whole batch when credentials are refused.
+    MLflow is down, slow, busy (429, 5xx, an answer cut off mid-body; after the
+    ``Retry-After`` it sends, when it sends one), or has not ingested the trace yet (404);
+    refused with the reason on other answers, and at once for the whole batch when
+    credentials are refused.
 
     Example::
 
@@ -172,12 +176,12 @@ class MLflowFeedbackExporter(PerRecordExporter):
 
     def _send(self, record: Feedback) -> Step:
         if record.trace_id is None:
-            return Verdict.REFUSED, NO_TRACE
+            return Step(Verdict.REFUSED, NO_TRACE)
         for assessment in assessments_of(record, record.trace_id):
-            verdict, reason = self._create(assessment)
-            if verdict is not Verdict.DELIVERED:
-                return verdict, reason
-        return Verdict.DELIVERED, ""
+            step = self._create(assessment)
+            if step.verdict is not Verdict.DELIVERED:
+                return step
+        return DELIVERED
 
     def _create(self, assessment: dict[str, Any]) -> Step:
         trace = assessment["trace_id"]
@@ -187,11 +191,11 @@ class MLflowFeedbackExporter(PerRecordExporter):
             body={"assessment": assessment},
         )
         if reply.ok:
-            return Verdict.DELIVERED, ""
+            return DELIVERED
         if reply.status >= 500 and self._holds(trace, assessment["assessment_id"]):
             # Sent before (a retry after a lost answer): MLflow refuses the same id again
             # with a constraint violation (HTTP 500).
-            return Verdict.DELIVERED, ""
+            return DELIVERED
         return _verdict(reply)
 
     def _holds(self, trace: str, assessment_id: str) -> bool:
@@ -203,7 +207,7 @@ class MLflowFeedbackExporter(PerRecordExporter):
 
 def _verdict(reply: Reply) -> Step:
     if reply.transient:
-        return Verdict.RETRY_REST, ""
+        return unavailable(reply)
     if reply.status == 404:  # MLflow has not ingested the trace yet
-        return Verdict.RETRY, ""
+        return Step(Verdict.RETRY, retry_after_s=reply.retry_after_s)
     return refusal(_VENDOR, reply, credentials=_CREDENTIALS)
