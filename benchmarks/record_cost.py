@@ -14,7 +14,10 @@ the application's thread is counted:
   a SpanProcessor that does nothing; each a root span (the processor notes every trace's
   root, for feedback on a whole trace later), then each a child of one open span;
 - what inline OpenInference ``annotations.0.annotation.*`` attributes would add to a span
-  with one feedback event (the README says why live feedback does not write them).
+  with one feedback event (the README says why live feedback does not write them);
+- one feedback id: drawn from the operating system's randomness (a pool of ``os.urandom``
+  bytes, as record_feedback draws them), next to the ``random.getrandbits`` they were drawn
+  from before (the floor) and to ``uuid.uuid4()``.
 
     python benchmarks/record_cost.py [--spans N] [--per-span K] [--repeats R]
 
@@ -28,8 +31,10 @@ them alike; the medians and their ratios are printed. Compare ratios, not absolu
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 
 from opentelemetry import trace
@@ -39,6 +44,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
 from otel_feedback._attributes import EVENT_NAME
 from otel_feedback._codec import encode, evaluation_of
+from otel_feedback._ids import random_uuid4_int
 
 ARGUMENTS = {"score": 1, "value": "good", "comment": "matches the reference answer"}
 
@@ -204,6 +210,30 @@ def main() -> None:
 
         return run
 
+    id_calls = spans_per_run * 100
+    getrandbits = random.getrandbits
+    keep = ((1 << 128) - 1) & ~((0xF000 << 64) | (0xC000 << 48))
+    version_4 = (4 << 76) | (0x8000 << 48)
+
+    def ids_from_random(clock: Clock) -> float:
+        # The id as it was drawn before: the global random module, which applications seed.
+        started = clock()
+        for _ in range(id_calls):
+            (getrandbits(128) & keep) | version_4
+        return (clock() - started) / id_calls / 1000
+
+    def ids_from_os(clock: Clock) -> float:
+        started = clock()
+        for _ in range(id_calls):
+            random_uuid4_int()
+        return (clock() - started) / id_calls / 1000
+
+    def ids_from_uuid4(clock: Clock) -> float:
+        started = clock()
+        for _ in range(id_calls):
+            uuid.uuid4()
+        return (clock() - started) / id_calls / 1000
+
     runs = [
         live_floor,
         live_feedback,
@@ -217,6 +247,9 @@ def main() -> None:
         spans_of(plain),
         one_event,
         one_event_inline,
+        ids_from_random,
+        ids_from_os,
+        ids_from_uuid4,
     ]
     for run in runs:
         run(time.perf_counter_ns)  # warm up
@@ -233,6 +266,9 @@ def main() -> None:
         bare,
         event,
         event_inline,
+        id_random,
+        id_os,
+        id_uuid4,
     ) = interleaved_medians(runs, args.repeats)
     # What one event adds to a span, and what the inline attributes add on top of that.
     added = tuple(e - b for e, b in zip(event, bare, strict=True))
@@ -255,6 +291,9 @@ def main() -> None:
         ("child span, FeedbackSpanProcessor, no feedback", child_ours, child_noop),
         ("what 1 add_event adds to a span (floor)", added, added),
         (f"what {len(inline)} inline annotations.0.* attributes add on top", inline_added, added),
+        ("one id, random.getrandbits(128) as before (floor)", id_random, id_random),
+        ("one id, os.urandom drawn in pools (record_feedback's)", id_os, id_random),
+        ("one id, uuid.uuid4()", id_uuid4, id_random),
     ]
     print(f"{'median, us per feedback or per span':<60}{'thread CPU':>17}{'wall':>17}")
     for label, (cpu, wall), (cpu0, wall0) in rows:

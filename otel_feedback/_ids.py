@@ -10,8 +10,9 @@ here means a run exported over OTLP and the feedback about it always agree.
 
 from __future__ import annotations
 
-import random
+import os
 import re
+import sys
 from datetime import datetime, timedelta, timezone
 from uuid import UUID, SafeUUID
 
@@ -48,19 +49,54 @@ IdLike = int | str | UUID
 """An OTel id as users hold it: an int, hex digits, or a LangSmith UUID."""
 
 
-_getrandbits = random.getrandbits
 # The version (4) and variant (RFC 4122) bits of a random UUID, as UUID(version=4) sets them.
 _V4_KEEP = _MAX_TRACE_ID & ~((0xF000 << 64) | (0xC000 << 48))
 _V4_SET = (4 << 76) | (0x8000 << 48)
+
+# Ids drawn from the operating system's randomness, a few hundred at a time: one
+# ``os.urandom`` call costs what some 6 ``random.getrandbits(128)`` do, a draw from the pool a
+# third of one. Never the ``random`` module: applications seed it, and a seeded run would
+# repeat yesterday's ids (a receiver that de-duplicates on the id then drops the new feedback).
+_POOL_SIZE = 256
+_BYTE_ORDER = sys.byteorder
+# The version and variant masks repeated for every id of a draw, in the byte order in which
+# the draw is read, so that one big-integer AND and OR set them for all ids at once.
+_POOL_KEEP = int.from_bytes(_V4_KEEP.to_bytes(16, _BYTE_ORDER) * _POOL_SIZE, _BYTE_ORDER)
+_POOL_SET = int.from_bytes(_V4_SET.to_bytes(16, _BYTE_ORDER) * _POOL_SIZE, _BYTE_ORDER)
+# ``list.pop`` and ``list.extend`` are each one atomic step: threads that draw at once each
+# get their own ids, and threads that find the pool empty together each add a draw.
+_pool: list[int] = []
+
+
+def _draw() -> list[int]:
+    """``_POOL_SIZE`` new version-4 UUIDs as ints, from one ``os.urandom`` call."""
+    size = 16 * _POOL_SIZE
+    masked = (int.from_bytes(os.urandom(size), _BYTE_ORDER) & _POOL_KEEP) | _POOL_SET
+    # Read as native 64-bit words (in C), two per id: Python then does one shift and one OR
+    # per id.
+    words = memoryview(masked.to_bytes(size, _BYTE_ORDER)).cast("Q").tolist()
+    lows, highs = (
+        (words[::2], words[1::2]) if _BYTE_ORDER == "little" else (words[1::2], words[::2])
+    )
+    return [(high << 64) | low for low, high in zip(lows, highs, strict=True)]
+
+
+# A forked child starts with a copy of the parent's pool: it must not hand out the ids the
+# parent is about to.
+os.register_at_fork(after_in_child=_pool.clear)
 
 
 def random_uuid4_int() -> int:
     """The 128 bits of a random (version 4) UUID for a new record.
 
-    From the ``random`` module, as the SDK makes its trace ids: unique, not secret, a fraction
-    of the cost of ``uuid.uuid4()``. ``random`` reseeds itself in a forked child.
+    From the operating system's randomness (``os.urandom``), whatever the application does
+    to the ``random`` module, and never the same in a forked child as in its parent.
     """
-    return (_getrandbits(128) & _V4_KEEP) | _V4_SET
+    while True:
+        try:
+            return _pool.pop()
+        except IndexError:  # the pool is empty (other threads may empty it again at once)
+            _pool.extend(_draw())
 
 
 def random_uuid4() -> UUID:
