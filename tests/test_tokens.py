@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -278,9 +278,100 @@ def test_a_rotated_secret_still_verifies_but_no_longer_signs(
     assert record_feedback_from_token(old, score=1, fallback_secrets=[SECRET]) is not None
 
 
-def test_a_short_fallback_is_refused_by_name() -> None:
-    with pytest.raises(FeedbackTokenError, match=r"^fallback_secrets: too short"):
-        record_feedback_from_token(_token(key="k"), score=1, secret=SECRET, fallback_secrets=["x"])
+def test_a_bad_fallback_is_reported_and_skipped_and_current_tokens_still_verify(
+    global_pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _token(key="k")
+    old = create_feedback_token(trace_id=TRACE, run_id=SPAN, key="k", secret=OTHER_SECRET)
+    bad: list[object] = ["x", " " * 20, "\0" * 20, None, 42]
+    for fallbacks in ([*bad, OTHER_SECRET], [OTHER_SECRET, *bad]):
+        caplog.clear()
+        assert record_feedback_from_token(
+            token,
+            score=1,
+            secret=SECRET,
+            fallback_secrets=fallbacks,  # type: ignore[arg-type]
+        )
+        assert record_feedback_from_token(
+            old,
+            score=1,
+            secret=SECRET,
+            fallback_secrets=fallbacks,  # type: ignore[arg-type]
+        )
+        skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+        # Reported on each use, by position and reason only.
+        assert len(skipped) == 2 * len(bad)
+        assert any("too short" in m for m in skipped)
+        assert any("blank" in m for m in skipped)
+        assert any("must be str or bytes" in m for m in skipped)
+        assert all(m.startswith("fallback_secrets: fallback secret ") for m in skipped)
+
+
+def test_the_fallbacks_variable_is_read_entry_by_entry(
+    global_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _token(key="k")
+    third = "a third secret of 16+ bytes"
+    old = create_feedback_token(trace_id=TRACE, run_id=SPAN, key="k", secret=third)
+    monkeypatch.setenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET", SECRET)
+    # A secret with a comma is split in two (the separator), a short one is skipped; the
+    # current secret and the good fallback still verify.
+    monkeypatch.setenv(
+        "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS",
+        f"short, has,a comma in it, , {third} ,",
+    )
+    assert record_feedback_from_token(token, score=1) is not None
+    assert record_feedback_from_token(old, score=1) is not None
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 6
+    assert all(m.startswith("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS: ") for m in skipped)
+    assert "1 of 4" in skipped[0]
+    assert not any("has" in m or "comma" in m for m in skipped)
+
+
+@pytest.mark.parametrize(
+    "secret", [" " * 16, "\0" * 32, "\t\n\r \x0b\x0c" * 4, "\u3000" * 8, b"\0" * 16, b" \0" * 9]
+)
+def test_a_blank_secret_is_refused(secret: str | bytes) -> None:
+    with pytest.raises(FeedbackTokenError, match=r"^secret: blank"):
+        create_feedback_token(trace_id=TRACE, run_id=SPAN, secret=secret)
+    with pytest.raises(FeedbackTokenError, match=r"^secret: blank"):
+        record_feedback_from_token(_token(key="k"), score=1, secret=secret)
+
+
+@pytest.mark.parametrize(
+    "expires_in", [timedelta.max, timedelta(days=3_000_000), timedelta(days=365 * 8000)]
+)
+def test_an_expiry_too_far_is_refused_at_creation(expires_in: timedelta) -> None:
+    with pytest.raises(InvalidFeedbackError, match=r"^expires_in: too large") as caught:
+        _token(expires_in=expires_in)
+    assert not isinstance(caught.value, FeedbackTokenError)
+
+
+def test_the_longest_expiry_still_verifies(global_pipeline: Pipeline) -> None:
+    latest = datetime.fromtimestamp(_tokens._MAX_EXPIRES, timezone.utc)
+    assert (latest.year, latest.month, latest.day) == (9999, 12, 31)
+    left = timedelta(seconds=_tokens._MAX_EXPIRES - _tokens._now() - 5)
+    assert record_feedback_from_token(_token(key="k", expires_in=left), score=1, secret=SECRET)
+
+
+def test_a_token_signed_with_an_expiry_past_9999_is_refused_not_crashed() -> None:
+    # Tokens minted before creation bounded the expiry: signed, but beyond datetime.
+    payload = _tokens._HEAD.pack(1, TRACE.to_bytes(16, "big"), SPAN.to_bytes(8, "big"), 2**63)
+    payload += b"k"
+    raw = payload + _tokens._tag(SECRET.encode(), payload)
+    token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    assert "after 9999-12-31" in str(_refused(token))
+
+
+def test_the_missing_secret_message_names_the_variable_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET", raising=False)
+    with pytest.raises(FeedbackTokenError) as caught:
+        create_feedback_token(trace_id=TRACE, run_id=SPAN)
+    assert caught.value.reason.startswith("no secret: set OTEL_PYTHON_FEEDBACK_TOKEN_SECRET")
+    assert "pass secret=" not in str(caught.value)
 
 
 def test_under_a_second_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

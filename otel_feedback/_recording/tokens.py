@@ -13,6 +13,13 @@ the alphabet and non-ASCII ones, so a garbled token verifies; its payloads are J
 twice as long); and its expiry is chosen by the verifier, where ours is carried by the token.
 Verification tries the current secret, then each fallback (a rotation); signing uses the
 current one only.
+
+Secrets: at least 16 bytes of UTF-8, and not blank (spaces, other whitespace or NUL bytes
+only). The fallbacks (``fallback_secrets=`` or ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS``,
+comma-separated, whitespace around each stripped, empty entries ignored) are read one by one:
+a bad one is reported by its position, never its value, and skipped, so that a mistake in an
+old secret never refuses the tokens the current one signed. A secret that contains a comma,
+or starts or ends with whitespace, cannot be listed in the variable: pass it in code.
 """
 
 from __future__ import annotations
@@ -27,15 +34,17 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from otel_feedback._environment import (
     OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+    OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS,
     token_secret,
     token_secret_fallbacks,
 )
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
 from otel_feedback._ids import IdLike, datetime_from_ns
+from otel_feedback._log import logger
 from otel_feedback._recording.record import record_feedback
 from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._recording.target import Remote, SpanLike, resolve_target
@@ -45,6 +54,7 @@ __all__ = [
     "create_feedback_token",
     "read_feedback_token",
     "record_feedback_from_token",
+    "token_feedback_id",
 ]
 
 _VERSION = 1
@@ -53,6 +63,8 @@ _TAG_BYTES = 16
 _MIN_SECRET_BYTES = 16
 _MAX_KEY_BYTES = 256
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+# The last second a token may expire at: 9999-12-31T23:59:59Z, the end of ``datetime``.
+_MAX_EXPIRES = 253_402_300_799
 # One token, one feedback id per key: a resubmission updates the same feedback.
 _TOKEN_FEEDBACK_IDS = uuid5(NAMESPACE_URL, "https://opentelemetry.io/otel-feedback/token")
 # The clock, as a name the tests can replace.
@@ -85,13 +97,14 @@ def create_feedback_token(
         run_id: the run's span within ``trace_id``.
         key: the only feedback key the token allows; ``None`` allows any.
         expires_in: how long the token is valid (at least a second; rounded up to whole
-            seconds).
-        secret: the signing secret (16 bytes or more); default
+            seconds; the expiry must fall before the year 10000).
+        secret: the signing secret (16 bytes or more, not blank); default
             ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``.
 
     Raises:
-        FeedbackTokenError: no secret, or one that is too short.
-        InvalidFeedbackError: no run to bind, a bad id, key or ``expires_in``.
+        FeedbackTokenError: no secret, or one that is too short or blank.
+        InvalidFeedbackError: no run to bind, a bad id, key or ``expires_in`` (under a
+            second, or so large that the expiry falls after 9999-12-31).
     """
     signing_key = _secret(secret)
     target = resolve_target(span, trace_id, run_id, None)
@@ -109,6 +122,10 @@ def create_feedback_token(
     key_bytes = b"" if key is None else _key_bytes(key)
     # Rounded up: the token is valid for at least expires_in.
     expires = math.ceil(_now() + expires_in.total_seconds())
+    if expires > _MAX_EXPIRES:
+        raise InvalidFeedbackError(
+            "expires_in", "too large: the token would expire after 9999-12-31"
+        )
     payload = _HEAD.pack(
         _VERSION,
         target.trace_id.to_bytes(16, "big"),
@@ -176,10 +193,15 @@ def record_feedback_from_token(
         comment=comment,
         correction=correction,
         feedback_source_type="app",
-        feedback_id=uuid5(_TOKEN_FEEDBACK_IDS, f"{token}\n{chosen}"),
+        feedback_id=token_feedback_id(token, chosen),
         trace_id=trace_id,
         run_id=span_id or None,
     )
+
+
+def token_feedback_id(token: str, key: str) -> UUID:
+    """The feedback id every submission of ``token`` for ``key`` records under."""
+    return uuid5(_TOKEN_FEEDBACK_IDS, f"{token}\n{key}")
 
 
 class TokenClaims(NamedTuple):
@@ -199,13 +221,40 @@ def read_feedback_token(
 ) -> TokenClaims:
     """Verify ``token`` as :func:`record_feedback_from_token` does, and say what it allows.
 
+    A bad fallback secret (short, blank, not str or bytes) is logged, by its position only,
+    and skipped.
+
     Raises:
         FeedbackTokenError: as :func:`record_feedback_from_token` for the token and secret.
     """
     keys = [_secret(secret)]
-    fallbacks = token_secret_fallbacks() if fallback_secrets is None else fallback_secrets
-    keys.extend(_secret(fallback, name="fallback_secrets") for fallback in fallbacks)
+    fallbacks: list[str | bytes]
+    if fallback_secrets is None:
+        where, fallbacks = OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS, [*token_secret_fallbacks()]
+    else:
+        where, fallbacks = "fallback_secrets", list(fallback_secrets)
+    keys.extend(_usable_fallbacks(fallbacks, where))
     return _verify(token, keys)
+
+
+def _usable_fallbacks(fallbacks: Sequence[object], where: str) -> list[bytes]:
+    usable = []
+    for position, fallback in enumerate(fallbacks, 1):
+        try:
+            if not isinstance(fallback, str | bytes):  # None would mean the current secret
+                raise FeedbackTokenError("fallback_secrets", "must be str or bytes")
+            usable.append(_secret(fallback, name="fallback_secrets"))
+        except FeedbackTokenError as error:
+            # Logged at every use, not once: the fallback stays skipped until it is fixed.
+            # The value is never shown, only its position and what is wrong.
+            logger.warning(
+                "%s: fallback secret %d of %d skipped: %s",
+                where,
+                position,
+                len(fallbacks),
+                error.reason,
+            )
+    return usable
 
 
 def _verify(token: object, signing_keys: list[bytes]) -> TokenClaims:
@@ -224,6 +273,9 @@ def _verify(token: object, signing_keys: list[bytes]) -> TokenClaims:
     version, trace_bytes, span_bytes, expires = _HEAD.unpack_from(payload)
     if version != _VERSION:
         raise FeedbackTokenError("token", f"unknown token version {version}")
+    # Signed before expiries were bounded at creation: refused, not an OverflowError.
+    if expires > _MAX_EXPIRES:
+        raise FeedbackTokenError("token", "its expiry is after 9999-12-31")
     if _now() >= expires:
         when = datetime_from_ns(expires * 1_000_000_000).isoformat()
         raise FeedbackTokenError("token", f"expired at {when}")
@@ -262,7 +314,7 @@ def _secret(secret: str | bytes | None, *, name: str = "secret") -> bytes:
         secret = token_secret()
         if secret is None:
             raise FeedbackTokenError(
-                name, f"no secret: pass secret= or set {OTEL_PYTHON_FEEDBACK_TOKEN_SECRET}"
+                name, f"no secret: set {OTEL_PYTHON_FEEDBACK_TOKEN_SECRET} (in code: secret=)"
             )
     if isinstance(secret, str):
         try:
@@ -275,6 +327,8 @@ def _secret(secret: str | bytes | None, *, name: str = "secret") -> bytes:
         raise FeedbackTokenError(
             name, f"too short: {len(secret)} bytes, at least {_MIN_SECRET_BYTES} needed"
         )
+    if not secret.replace(b"\x00", b"").decode(errors="replace").strip():
+        raise FeedbackTokenError(name, "blank: only whitespace or NUL bytes")
     return secret
 
 
