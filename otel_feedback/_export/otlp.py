@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import requests
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -23,11 +24,21 @@ from otel_feedback._environment import (
     otlp_http_credential_provider_set,
     otlp_logs_protocol,
 )
+from otel_feedback._export._http import (
+    ANSWER_BODY_LIMIT,
+    CUT_OFF,
+    ERROR_BODY_LIMIT,
+    BatchRefusedError,
+    read_body,
+    retry_after_of,
+    transient_status,
+)
 from otel_feedback._export.base import (
     ExportOutcome,
     FeedbackExporter,
     FeedbackExportResult,
     PartialFeedbackExport,
+    RetryLater,
 )
 from otel_feedback._ids import ns_from_datetime
 from otel_feedback._log import warn_once
@@ -57,7 +68,11 @@ class OTLPFeedbackExporter(FeedbackExporter):
 
     With no arguments it is configured exactly like the SDK's own OTLP log exporter, from
     ``OTEL_EXPORTER_OTLP_[LOGS_]{PROTOCOL,ENDPOINT,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE}``;
-    sending, retries and encoding are the SDK's.
+    sending and encoding are the SDK's. Over HTTP, every answer ends the export: an
+    endpoint that is busy or failing makes one request per export, whose outcome says when
+    to come back (its ``Retry-After``), and the processor owns the waiting; the SDK still
+    retries a connection that fails within its timeout. Over gRPC the SDK exporter retries
+    within its timeout (honouring the server's ``RetryInfo`` when it fits in it).
 
     Example::
 
@@ -86,36 +101,44 @@ class OTLPFeedbackExporter(FeedbackExporter):
             raise ValueError("log_exporter: cannot be combined with protocol or exporter options")
         if protocol is not None and protocol not in PROTOCOLS:
             raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-        self._status = _LastStatus()
+        self._answer = _LastAnswer()
         if log_exporter is None:
-            log_exporter = _sdk_log_exporter(protocol, exporter_options, self._status)
+            log_exporter = _sdk_log_exporter(protocol, exporter_options, self._answer)
         self._exporter = log_exporter
         self._resource = _OnceHashedResource(resource) if resource is not None else None
 
     def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
         """Send ``batch`` as one OTLP logs request.
 
-        The SDK exporter retries transient errors within its timeout. What still fails is
-        ``RETRY`` unless the endpoint refused the batch for good (an HTTP 4xx other than
-        408 and 429), which is ``FAILURE``; 404 and 405 mean the endpoint takes no OTLP logs
-        at all, said once in the log. gRPC status codes are not visible through the SDK
-        exporter: a gRPC failure is always ``RETRY``, bounded by the processor.
+        Over HTTP: ``RETRY`` when the endpoint is down, busy or failing (no answer, 408,
+        429, 5xx, or an answer cut off mid-body), :class:`RetryLater` when it also said when
+        to come back (``Retry-After``); refused for good on another 4xx, with the status as
+        the reason; 404 and 405 mean the endpoint takes no OTLP logs at all, said once in
+        the log. gRPC status codes are not visible through the SDK exporter: a gRPC failure
+        is always ``RETRY``, bounded by the processor.
+
+        Raises:
+            BatchRefusedError: HTTP 413 for a batch of several records; the processor sends
+                each half in turn.
         """
         resource = self._resource
         if resource is None:
             resource = self._resource = _OnceHashedResource(_application_resource())
-        self._status.code = None
+        answer = self._answer
+        answer.forget()
         log_records = [to_log_record(record, resource) for record in batch]
         result = self._exporter.export(log_records)
-        if result is LogRecordExportResult.SUCCESS:
+        if result is LogRecordExportResult.SUCCESS and not answer.cut_off:
             return FeedbackExportResult.SUCCESS
-        code = self._status.code
+        code = answer.code
         if code is None:
             # No answer: the endpoint is down, or the SDK could not encode the batch (it
             # says only "failure"). Encoding it here tells them apart; a record that cannot
             # be encoded raises, so that the engine finds it and sends the others.
             _encode_logs(log_records)
-        if code in _NO_LOGS:
+        elif answer.cut_off or transient_status(code) or code < 400:
+            pass  # sent again later: an answer that did not arrive whole is no verdict
+        elif code in _NO_LOGS:
             # Phoenix, MLflow and other trace-only backends: retrying cannot help.
             reason = (
                 f"the endpoint takes no OTLP logs (HTTP {code}); set "
@@ -124,12 +147,13 @@ class OTLPFeedbackExporter(FeedbackExporter):
             )
             warn_once(f"otlp-no-logs:{code}", "OTLPFeedbackExporter: %s", reason)
             return PartialFeedbackExport(refused=[(record, reason) for record in batch])
-        if code == 413 and len(batch) > 1:
-            # Too large for the endpoint: the engine tries each half in turn.
-            raise BatchTooLargeError(f"the endpoint refused a batch of {len(batch)} (HTTP 413)")
-        if code is not None and 400 <= code < 500 and code not in (408, 429):
+        elif code == 413 and len(batch) > 1:
+            raise BatchRefusedError(f"the endpoint refused a batch of {len(batch)} (HTTP 413)")
+        else:
             reason = f"the endpoint answered HTTP {code}"
             return PartialFeedbackExport(refused=[(record, reason) for record in batch])
+        if answer.retry_after_s is not None:
+            return RetryLater(after_s=answer.retry_after_s)
         return FeedbackExportResult.RETRY
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -147,10 +171,6 @@ def _encode_logs(log_records: Sequence[ReadableLogRecord]) -> None:
     )
 
     encode_logs(log_records).SerializeToString()
-
-
-class BatchTooLargeError(Exception):
-    """The endpoint refused a batch as too large (HTTP 413): smaller ones may pass."""
 
 
 def to_log_record(record: Feedback, resource: Resource) -> ReadableLogRecord:
@@ -194,19 +214,45 @@ def _application_resource() -> Resource:
     return Resource.create()
 
 
-class _LastStatus(threading.local):
-    """The HTTP status of the exporter's last response on this thread, if any."""
+class _LastAnswer(threading.local):
+    """How the SDK exporter's last request on this thread was answered, if it was.
+
+    Its ``hook`` is a response hook of the SDK exporter's ``requests`` session: it sees every
+    answer before the SDK reads the body.
+    """
 
     code: int | None = None
+    retry_after_s: float | None = None
+    cut_off: bool = False
 
-    def hook(self, response: Any, *_args: Any, **_kwargs: Any) -> None:
-        self.code = int(response.status_code)
+    def forget(self) -> None:
+        self.code, self.retry_after_s, self.cut_off = None, None, False
+
+    def hook(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        self.code = code = int(response.status_code)
+        self.retry_after_s = retry_after_of(response.headers.get("Retry-After"))
+        # The body is read here, up to a bound: the SDK would read all of it.
+        try:
+            body = read_body(response, ANSWER_BODY_LIMIT if code < 400 else ERROR_BODY_LIMIT)
+        except CUT_OFF as error:
+            self.cut_off = True
+            raise _AnsweredError(f"HTTP {code} cut off mid-body ({type(error).__name__})") from None
+        if code >= 400:
+            # Ends the SDK's export at once (it retries only on its connection errors):
+            # otherwise it would sleep and ask again inside this one export (1, 2, 4 s, or a
+            # Retry-After that fits its timeout), while the processor owns the waiting.
+            raise _AnsweredError(f"HTTP {code}")
+        response._content = body  # noqa: SLF001 - requests' own body attribute, read already
+
+
+class _AnsweredError(Exception):
+    """The endpoint answered with an error: not a connection error the SDK retries."""
 
 
 def _sdk_log_exporter(
-    protocol: str | None, options: dict[str, Any], status: _LastStatus
+    protocol: str | None, options: dict[str, Any], answer: _LastAnswer
 ) -> LogRecordExporter:
-    # Imported on demand: each protocol's stack (requests, grpc) is heavy and often unused.
+    # Imported on demand: each protocol's stack is heavy and often unused.
     if (protocol or otlp_logs_protocol()) == PROTOCOL_GRPC:
         try:
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
@@ -215,15 +261,15 @@ def _sdk_log_exporter(
         except ImportError:
             raise ImportError(GRPC_EXTRA_MISSING) from None
         return GrpcLogExporter(**options)
-    import requests  # noqa: PLC0415
     from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
         OTLPLogExporter as HttpLogExporter,
     )
 
     if "session" not in options and not otlp_http_credential_provider_set():
-        # The SDK exporter reports only success or failure; its session tells us the status,
-        # which separates an endpoint that is down from one that refuses the batch for good.
+        # The SDK exporter reports only success or failure; its session tells us the answer,
+        # which separates an endpoint that is down from one that refuses the batch for good,
+        # and says when to come back.
         session = requests.Session()
-        session.hooks["response"].append(status.hook)
+        session.hooks["response"].append(answer.hook)
         options = {**options, "session": session}
     return HttpLogExporter(**options)

@@ -3,28 +3,28 @@
 Phoenix shows annotations in its own feedback views. The span an annotation is about must
 have been ingested first, and spans and feedback leave the application separately: Phoenix
 answers 404 for annotations on spans it does not have yet, naming them, and those are
-handed back to the engine to try again later. Plain HTTP through the standard library.
+handed back to the engine to try again later. Plain HTTP through the exporters' shared
+client (:mod:`otel_feedback._export._http`): the same rule for what is transient, the same
+bounded reading of answers, and ``Retry-After`` honoured, as the other vendor exporters.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from otel_feedback import _environment as env
+from otel_feedback._export._http import BatchRefusedError, JsonHttp, Reply
 from otel_feedback._export.base import (
     ExportOutcome,
     FeedbackExporter,
     FeedbackExportResult,
     PartialFeedbackExport,
+    RetryLater,
 )
 from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._kinds import annotator_kind
-from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 
 __all__ = ["PhoenixFeedbackExporter", "annotation_of"]
@@ -81,7 +81,11 @@ class PhoenixFeedbackExporter(FeedbackExporter):
     a resent record updates its annotation; metadata = the rest of the record.
 
     An annotation whose span Phoenix has not ingested yet is handed back to be tried again
-    later (the processor retries it with backoff, for ``retry_for_millis``).
+    later (the processor retries it with backoff, for ``retry_for_millis``). When Phoenix is
+    down, slow, busy (408, 429, 5xx) or its answer is cut off mid-body, the batch is sent
+    again later, after the ``Retry-After`` Phoenix sends when it sends one. A batch Phoenix
+    refuses as a whole (another 4xx) is split by the processor down to the annotation it
+    refuses, which alone is dropped with Phoenix's reason.
 
     Example::
 
@@ -90,8 +94,11 @@ class PhoenixFeedbackExporter(FeedbackExporter):
     Args:
         endpoint: Phoenix's base URL; default ``PHOENIX_COLLECTOR_ENDPOINT``, else
             ``http://localhost:6006``.
-        api_key: sent as a bearer token; default ``PHOENIX_API_KEY``.
+        api_key: sent as a bearer token; default ``PHOENIX_API_KEY``. Never logged.
         timeout: seconds per HTTP request.
+
+    Raises:
+        ValueError: an endpoint that is not an HTTP URL, or a non-positive timeout.
     """
 
     def __init__(
@@ -101,52 +108,63 @@ class PhoenixFeedbackExporter(FeedbackExporter):
         api_key: str | None = None,
         timeout: float = 10.0,
     ) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout: must be positive, got {timeout!r}")
-        self._base = (endpoint or env.phoenix_endpoint()).rstrip("/")
-        self._headers = {"Content-Type": "application/json"}
         key = api_key if api_key is not None else env.phoenix_api_key()
-        if key:
-            self._headers["Authorization"] = f"Bearer {key}"
-        self._timeout = timeout
+        self._http = JsonHttp(
+            endpoint or env.phoenix_endpoint(),
+            vendor="Phoenix",
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=timeout,
+            setting=f"endpoint (or {env.PHOENIX_COLLECTOR_ENDPOINT})",
+        )
         self._stopped = False
 
     def __repr__(self) -> str:
         # Never the API key.
-        return f"PhoenixFeedbackExporter(endpoint={self._base!r})"
+        return f"PhoenixFeedbackExporter(endpoint={self._http.base_url!r})"
 
     def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
-        """Send ``batch``: one request per route, two when Phoenix lacks some spans."""
+        """Send ``batch``: one request per route, two when Phoenix lacks some spans.
+
+        Raises:
+            BatchRefusedError: Phoenix refused several annotations as a whole; the
+                processor sends each half in turn.
+        """
         if self._stopped:
             return FeedbackExportResult.FAILURE
-        unready: list[Feedback] = []  # Phoenix answered, but lacks their spans yet
-        unavailable: list[Feedback] = []  # Phoenix did not answer, or asked to come back
-        refused: list[tuple[Feedback, str]] = []
+        into = _Sorted([], [], [], [])
         spans = [r for r in batch if r.run_id is not None]
         traces = [r for r in batch if r.run_id is None]
         for route, group in (("/v1/span_annotations", spans), ("/v1/trace_annotations", traces)):
             if group:
-                self._send(route, group, _Sorted(unready, unavailable, refused))
-        if len(unavailable) == len(batch):
-            return FeedbackExportResult.RETRY
-        if not unready and not unavailable and not refused:
+                self._send(route, group, into)
+        after = max(into.waits, default=None)
+        if len(into.unavailable) == len(batch):
+            return FeedbackExportResult.RETRY if after is None else RetryLater(after_s=after)
+        if not into.unready and not into.unavailable and not into.refused:
             return FeedbackExportResult.SUCCESS
-        return PartialFeedbackExport(retry=unready + unavailable, refused=refused)
+        return PartialFeedbackExport(
+            retry=into.unready + into.unavailable, refused=into.refused, retry_after_s=after
+        )
 
     def shutdown(self) -> None:
-        """Refuse later exports."""
+        """Close the connections; later exports fail."""
         self._stopped = True
+        self._http.close()
 
     def _send(
         self, route: str, group: list[Feedback], into: _Sorted, *, missing_known: bool = False
     ) -> None:
         """Post ``group``; sort what did not land ``into`` its lists."""
-        status, body = self._post(route, [annotation_of(r) for r in group])
-        if status == 200:
+        reply = self._http.request(
+            "POST", route, body={"data": [annotation_of(r) for r in group]}, params=_SYNC
+        )
+        if reply.ok:
             return
-        if status == 404:
+        if reply.retry_after_s is not None and (reply.transient or reply.status == 404):
+            into.waits.append(reply.retry_after_s)
+        if reply.status == 404:
             # Phoenix names the spans it does not have yet: those wait, the rest go again.
-            missing = set(_HEX_ID.findall(body))
+            missing = set(_HEX_ID.findall(reply.text))
             waiting = [r for r in group if _target_hex(r) in missing]
             rest = [r for r in group if _target_hex(r) not in missing]
             if missing_known or not waiting or not rest:
@@ -155,48 +173,31 @@ class PhoenixFeedbackExporter(FeedbackExporter):
             into.unready.extend(waiting)
             self._send(route, rest, into, missing_known=True)
             return
-        if status in (0, 408, 429) or status >= 500:
+        if reply.transient:
             into.unavailable.extend(group)
             return
-        if len(group) > 1 and status not in (401, 403):
+        if len(group) > 1 and not reply.unauthorized:
             # One annotation Phoenix refuses must not take the others with it.
-            middle = len(group) // 2
-            self._send(route, group[:middle], into, missing_known=missing_known)
-            self._send(route, group[middle:], into, missing_known=missing_known)
-            return
-        why = "the API key was refused" if status in (401, 403) else _short(body)
-        into.refused.extend((r, f"Phoenix answered HTTP {status}: {why}") for r in group)
+            raise BatchRefusedError(_refused(reply))
+        into.refused.extend((r, _refused(reply)) for r in group)
 
-    def _post(self, route: str, annotations: list[dict[str, Any]]) -> tuple[int, str]:
-        """The HTTP status and body, or ``(0, reason)`` when Phoenix could not be reached."""
-        request = urllib.request.Request(  # noqa: S310 - the URL is the configured endpoint
-            f"{self._base}{route}?sync=true",
-            data=json.dumps({"data": annotations}).encode(),
-            headers=self._headers,
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                return int(response.status), ""
-        except urllib.error.HTTPError as error:
-            return int(error.code), error.read(4096).decode("utf-8", "replace")
-        except (OSError, ValueError) as error:
-            logger.debug("Phoenix at %s is not reachable: %s", self._base, error)
-            return 0, str(error)
+
+_SYNC: Final = {"sync": "true"}
 
 
 class _Sorted(NamedTuple):
-    unready: list[Feedback]
-    unavailable: list[Feedback]
+    unready: list[Feedback]  # Phoenix answered, but lacks their spans yet
+    unavailable: list[Feedback]  # Phoenix did not answer whole, or asked to come back
     refused: list[tuple[Feedback, str]]
+    waits: list[float]  # the Retry-After of each answer that sent one
+
+
+def _refused(reply: Reply) -> str:
+    why = "the API key was refused" if reply.unauthorized else reply.message()
+    return f"Phoenix answered HTTP {reply.status}: {why}"
 
 
 def _target_hex(record: Feedback) -> str:
     if record.run_id is not None:
         return span_hex(record.run_id.int)
     return trace_hex(record.trace_id.int) if record.trace_id is not None else ""
-
-
-def _short(body: str) -> str:
-    text = " ".join(body.split())
-    return text[:200] if text else "no detail"
