@@ -68,9 +68,9 @@ class PartialFeedbackExport:
 
 @dataclass(frozen=True)
 class RetryLater:
-    """Outcome of :meth:`FeedbackExporter.export`: the endpoint is unavailable and said when
-    to come back (an HTTP ``Retry-After`` on a 429 or 503, in seconds or as a date).
+    """Outcome of :meth:`FeedbackExporter.export`: unavailable, come back in ``after_s``.
 
+    The endpoint said when (an HTTP ``Retry-After`` on a 429 or 503, in seconds or as a date).
     Like :attr:`FeedbackExportResult.RETRY` for the whole batch, except that the next try
     waits ``after_s`` seconds rather than the engine's own backoff (capped by the shutdown
     deadline: at shutdown an unavailable endpoint gets no further try).
