@@ -25,7 +25,7 @@ from otel_feedback import (
     InMemoryFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._export import engine
+from otel_feedback._export.delivery import backlog
 from otel_feedback._export.spool import Spool
 from tests.otlp_receiver import OTLPReceiver, free_port
 
@@ -360,7 +360,7 @@ _Named.__name__ = _Named.__qualname__ = "Down"
 def test_an_idle_process_notices_its_deleted_spool_within_its_upkeep(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "_EXPIRE_EVERY_S", 0.2)  # a minute, by default
+    monkeypatch.setattr(backlog, "UPKEEP_EVERY_S", 0.2)  # a minute, by default
     noticed = threading.Event()
 
     class Watch(logging.Handler):

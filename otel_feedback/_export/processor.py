@@ -6,7 +6,7 @@ import atexit
 import os
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from opentelemetry import trace
@@ -22,6 +22,7 @@ from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register, unregister
 from otel_feedback._recording.roots import note_root
+from otel_feedback._sdk import processors_of_provider
 
 __all__ = ["FeedbackSpanProcessor"]
 
@@ -108,7 +109,7 @@ class FeedbackSpanProcessor(SpanProcessor):
             max_export_batch_size=options.max_export_batch_size,
             schedule_delay_s=options.schedule_delay_millis / 1000,
             retry_for_s=options.retry_for_millis / 1000,
-            spool=_open_spool(spool_path, options),
+            spool=_spool_opener(spool_path, options),
             meter_provider=meter_provider,
         )
         register(self)
@@ -119,9 +120,14 @@ class FeedbackSpanProcessor(SpanProcessor):
         # A process that exits without shutdown() still sends what is queued.
         at_exit = weakref.WeakMethod(self._at_exit)
         atexit.register(lambda: (m := at_exit()) and m())
-        from multiprocessing import util  # noqa: PLC0415 - a light module, needed only here
+        import multiprocessing  # noqa: PLC0415 - a light package, needed only here
+        from multiprocessing import util  # noqa: PLC0415
 
         util.register_after_fork(self, FeedbackSpanProcessor._in_multiprocessing_child)
+        if multiprocessing.parent_process() is not None:
+            # Made inside a multiprocessing worker (spawn, forkserver, or a fork after which
+            # the worker built its own): it ends with os._exit, past the atexit hooks.
+            self._in_multiprocessing_child()
 
     @property
     def dropped_records(self) -> int:
@@ -197,7 +203,9 @@ class FeedbackSpanProcessor(SpanProcessor):
         # Phoenix's place feedback on spans they have already seen. (atexit runs hooks
         # last-in first-out, so this hook runs before the provider's own.)
         provider = trace.get_tracer_provider()
-        if isinstance(provider, TracerProvider) and self in _processors_of(provider):
+        if isinstance(provider, TracerProvider) and self in (
+            processors_of_provider(provider) or ()
+        ):
             provider.force_flush(int(self._within_exit(self._timeout_s) * 1000))
         self.shutdown()
 
@@ -206,10 +214,11 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _in_multiprocessing_child(self) -> None:
         # A multiprocessing child ends with os._exit, which skips atexit hooks; it runs
-        # multiprocessing's own finalizers first.
+        # multiprocessing's own finalizers first. Held weakly, like the atexit hook.
         from multiprocessing import util  # noqa: PLC0415 - the module is loaded by then
 
-        util.Finalize(self, self._at_exit, exitpriority=10)
+        at_exit = weakref.WeakMethod(self._at_exit)
+        util.Finalize(self, lambda: (m := at_exit()) and m(), exitpriority=10)
 
 
 def _flush(exporter: FeedbackExporter, timeout_millis: int) -> bool:
@@ -231,30 +240,32 @@ def _exporters(exporter: object) -> tuple[FeedbackExporter, ...]:
     return cast(tuple[FeedbackExporter, ...], exporters)
 
 
-def _open_spool(
+def _spool_opener(
     spool_path: str | os.PathLike[str] | None, options: env.ProcessorOptions
-) -> Spool | None:
+) -> tuple[str, Callable[[], Spool]] | None:
+    """The spool's path and how to open it.
+
+    The engine opens it off the application's thread: another process may hold its lock.
+    """
     source = "spool_path"
     path = os.fspath(spool_path) if spool_path is not None else None
     if path is None:
         source, path = env.OTEL_PYTHON_FEEDBACK_SPOOL_PATH, env.spool_path()
     if not path:
         return None
-    try:
-        return Spool(
-            path,
-            max_records=options.spool_max_records,
-            max_age_s=options.spool_max_age_millis / 1000,
-        )
-    except SpoolError as error:
-        logger.warning("%s: cannot use the spool (%s); running without one", source, error)
-        return None
+    where = path
 
+    def open_spool() -> Spool:
+        try:
+            return Spool(
+                where,
+                max_records=options.spool_max_records,
+                max_age_s=options.spool_max_age_millis / 1000,
+            )
+        except SpoolError as error:
+            raise SpoolError(f"{source}: cannot use the spool ({error})") from error
 
-def _processors_of(provider: TracerProvider) -> Sequence[object]:
-    # The SDK keeps a provider's processors in its active multi-span processor.
-    active = getattr(provider, "_active_span_processor", None)
-    return tuple(getattr(active, "_span_processors", ()))
+    return path, open_spool
 
 
 def _to_record(item: _Item) -> Feedback:

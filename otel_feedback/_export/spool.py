@@ -280,6 +280,30 @@ class Spool:
             )
         return expired
 
+    def expire_route(self, route: str, *, keep: set[str]) -> int:
+        """Delete this process's rows for ``route`` older than ``max_age_s``; how many.
+
+        Rows whose ids are in ``keep`` stay (their route counts them elsewhere: delivered
+        records whose deletion failed).
+        """
+        limit = time.time() - self.max_age_s
+        with self._lock, _transaction(self._connection):
+            old = [
+                record_id
+                for (record_id,) in self._connection.execute(
+                    "SELECT id FROM otel_feedback_spool "
+                    "WHERE owner = ? AND route = ? AND spooled_at < ?",
+                    (self._owner, route, limit),
+                )
+                if record_id not in keep
+            ]
+            cursor = self._connection.executemany(
+                "DELETE FROM otel_feedback_spool WHERE id = ? AND route = ? AND owner = ?",
+                [(record_id, route, self._owner) for record_id in old],
+            )
+            self._rows -= max(cursor.rowcount, 0)
+        return len(old)
+
     def remove(self, ids: Iterable[str], route: str) -> None:
         """``route`` is done with the records of these ids: delivered, or refused for good."""
         with self._lock, _transaction(self._connection):
