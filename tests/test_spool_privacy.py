@@ -70,7 +70,7 @@ def sqlite_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return opened
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o000, 0o777])
+@pytest.mark.parametrize("mask", [0o022, 0o000, 0o777], ids=lambda m: f"umask {m:03o}")
 def test_the_spool_and_its_wal_and_shm_are_0600_in_a_0700_directory_whatever_the_umask(
     tmp_path: Path, umask: Callable[[int], object], mask: int
 ) -> None:
@@ -210,7 +210,7 @@ def test_a_directory_of_another_user_is_refused(tmp_path: Path, sqlite_opens: li
     assert list(directory.iterdir()) == []
 
 
-@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602], ids=lambda m: f"mode {m:04o}")
 def test_a_spool_file_writable_by_group_or_others_is_refused(
     tmp_path: Path, mode: int, sqlite_opens: list[str]
 ) -> None:
@@ -221,7 +221,7 @@ def test_a_spool_file_writable_by_group_or_others_is_refused(
     assert _mode(path) == mode
 
 
-@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o757])
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o757], ids=lambda m: f"mode {m:04o}")
 def test_a_directory_writable_by_group_or_others_is_refused(
     tmp_path: Path, mode: int, sqlite_opens: list[str]
 ) -> None:
