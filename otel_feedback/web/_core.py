@@ -264,6 +264,9 @@ class Endpoint:
             ("cache-control", _SCRIPT_CACHE_CONTROL),
             ("etag", SCRIPT_ETAG),
             ("x-content-type-options", "nosniff"),
+            # Public code: a page of an allowed origin imports it cross-origin (a module
+            # script needs CORS); it grants nothing, posting is checked on its own.
+            ("access-control-allow-origin", "*"),
         ]
         if SCRIPT_ETAG in (t.strip() for t in headers.get("if-none-match", "").split(",")):
             return Answer(304, common)

@@ -55,6 +55,11 @@ export async function sendFeedback({
   return answer;
 }
 
+// A drawn icon, not an emoji: pages and systems without an emoji font show it too.
+// (The thumb of Material Icons, Apache-2.0.)
+const THUMB = `<svg viewBox="0 0 24 24" width="1em" height="1em" aria-hidden="true" focusable="false">
+<path fill="currentColor" d="M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z"/></svg>`;
+
 const TEMPLATE = `
 <style>
   :host {
@@ -82,7 +87,8 @@ const TEMPLATE = `
     outline-offset: 2px;
   }
   button:disabled { opacity: 0.6; cursor: default; }
-  .thumb { font-size: 1.15em; }
+  .thumb { font-size: 1.15em; line-height: 1; display: inline-flex; padding: 0.35em 0.6em; }
+  .thumb svg.down { transform: rotate(180deg); }
   .comment { display: none; margin-top: var(--otel-feedback-gap, 0.5em); }
   :host([data-rated]) .comment { display: block; }
   label { display: block; font-size: 0.9em; margin-bottom: 0.25em; }
@@ -101,9 +107,9 @@ const TEMPLATE = `
 <div class="row" role="group" aria-label="Rate this answer">
   <span class="prompt" part="prompt">Was this helpful?</span>
   <button type="button" class="thumb" data-score="1" aria-pressed="false"
-          aria-label="Helpful" title="Helpful">&#128077;</button>
+          aria-label="Helpful" title="Helpful">${THUMB}</button>
   <button type="button" class="thumb" data-score="0" aria-pressed="false"
-          aria-label="Not helpful" title="Not helpful">&#128078;</button>
+          aria-label="Not helpful" title="Not helpful">${THUMB.replace("<svg", '<svg class="down"')}</button>
 </div>
 <div class="comment">
   <label for="comment">Comment (optional)</label>
