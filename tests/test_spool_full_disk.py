@@ -301,3 +301,59 @@ def test_the_next_start_delivers_a_crashed_processs_rows_from_a_full_disk(
     assert sorted(r.id for r in memory.get_finished_feedback()) == left
     assert processor.stats().exported == {ROUTE: 300}
     assert "Could not take over the rows of ended processes" in caplog.text
+
+
+def test_a_spool_with_no_room_for_its_shm_is_used_alone_until_there_is_room(
+    tiny_disk: TinyDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Closed cleanly, the spool has no -wal nor -shm left: sqlite must make a -shm to open
+    # it for sharing, and a full disk has no room for one.
+    path = tiny_disk.mount_point / "app" / "feedback.sqlite"
+    left = _left_by_an_ended_process(path, 200)
+    assert not Path(f"{path}-shm").exists()
+    tiny_disk.fill()
+    with caplog.at_level(logging.INFO, logger="otel_feedback"):
+        spool = Spool(str(path), max_records=100_000, max_age_s=3600)
+        assert "cannot be opened for sharing" in caplog.text
+        assert spool.take_over() == {ROUTE: 200}
+        rows, _ = spool.oldest(ROUTE, 500)
+        assert [row.record.id for row in rows] == left
+        tiny_disk.free()
+        assert spool.take_over() == {}
+        assert "shared with other processes again" in caplog.text
+    (owner,) = _owners(path)  # taken over on disk now that there is room
+    assert owner.startswith(f"{os.getpid()}:")
+    other = subprocess.run(  # another process can open it again
+        [sys.executable, "-c", OPEN_AND_COUNT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert other.stdout.strip() == "200", other.stderr[-2000:]
+    spool.close()
+
+
+OPEN_AND_COUNT = """
+import sys
+from otel_feedback._export.spool import Spool
+
+spool = Spool(sys.argv[1], max_records=100_000, max_age_s=3600)
+print(spool._rows)
+"""
+
+
+def test_the_next_start_delivers_from_a_full_disk_with_no_room_for_the_shm(
+    tiny_disk: TinyDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tiny_disk.mount_point / "app" / "feedback.sqlite"
+    left = _left_by_an_ended_process(path, 300)
+    tiny_disk.fill()
+    memory = InMemoryFeedbackExporter()
+    provider = TracerProvider()
+    processor = FeedbackSpanProcessor(memory, spool_path=path)
+    provider.add_span_processor(processor)
+    assert processor.force_flush(30_000)
+    provider.shutdown()
+    assert sorted(r.id for r in memory.get_finished_feedback()) == sorted(left)
+    assert "cannot be opened for sharing" in caplog.text

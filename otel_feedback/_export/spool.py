@@ -114,16 +114,16 @@ class Spool:
         self._adopted: set[str] = set()
         try:
             self._descriptor = _open_private(path, make_directory=True)
-            self._connection = self._connect_checked(self._descriptor)
+            self._connection, self._alone = self._connect_checked(self._descriptor)
             self._file = _identity(path)
             self._rows = self._count_rows()
         except (sqlite3.Error, OSError) as error:
             raise SpoolError(_describe(path, error)) from error
 
-    def _connect_checked(self, descriptor: int) -> sqlite3.Connection:
-        """A connection to the file that ``descriptor`` (checked private) has open."""
+    def _connect_checked(self, descriptor: int) -> tuple[sqlite3.Connection, bool]:
+        """A connection to the file ``descriptor`` (checked private) has open; whether alone."""
         try:
-            connection = self._connect_patiently()
+            connection, alone = self._connect_patiently()
             if _identity(self.path) != _identity_of(descriptor):
                 connection.close()
                 raise SpoolError(f"{self.path}: refused: the file was replaced while opened")
@@ -132,26 +132,66 @@ class Spool:
             # drops every POSIX lock this process holds on it, sqlite's included.
             os.close(descriptor)
             raise
-        return connection
+        return connection, alone
 
-    def _connect_patiently(self) -> sqlite3.Connection:
+    def _connect_patiently(self) -> tuple[sqlite3.Connection, bool]:
+        """A connection, and whether it had to be opened alone for want of disk space."""
         # Two processes opening a new file at once race to switch it to WAL, and sqlite
         # answers "locked" at once rather than waiting: try again, briefly.
         deadline = time.monotonic() + _OPEN_RETRY_S
         while True:
             try:
-                return self._connect()
+                return self._connect(), False
             except sqlite3.OperationalError as error:
+                if _no_room(error):
+                    return self._connect_alone(error), True
                 locked = "locked" in str(error) or "busy" in str(error)
                 if not locked or time.monotonic() > deadline:
                     raise
             time.sleep(0.05)  # another process holds the file for a moment
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect_alone(self, error: sqlite3.OperationalError) -> sqlite3.Connection:
+        """A connection that needs no -shm file, for a disk with no room to make one.
+
+        Its rows (and those of ended processes) are still delivered; meanwhile other
+        processes cannot open the spool. :meth:`take_over` shares it again once it can.
+        """
+        try:
+            connection = self._connect(alone=True)
+        except sqlite3.Error:
+            raise error from None  # the first reason is the one to tell
+        logger.warning(
+            "The spool %s cannot be opened for sharing (%s; is the disk full?): this process "
+            "uses it alone, and other processes cannot open it, until there is room again",
+            self.path,
+            error,
+        )
+        return connection
+
+    def _share_again(self) -> None:
+        """With the lock held: the spool opened alone, opened for sharing where there is room."""
+        # Two connections of one process would lock each other out: the one opened alone
+        # goes first (sqlite writes its index back into the file if it can).
+        self._connection.close()
+        try:
+            self._connection = self._connect()
+        except sqlite3.Error:
+            # Still no room: alone again. If that fails too, the next pass tries again and
+            # the methods meanwhile raise sqlite3.Error.
+            self._connection = self._connect(alone=True)
+            return
+        self._alone = False
+        logger.info("The spool %s is shared with other processes again", self.path)
+
+    def _connect(self, *, alone: bool = False) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_S
         )
         try:
+            if alone:
+                # Set before the first read: sqlite then keeps the WAL's index in this
+                # process's memory instead of the -shm file, and holds the file for itself.
+                connection.execute("PRAGMA locking_mode=EXCLUSIVE")
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
@@ -195,7 +235,7 @@ class Spool:
             os.close(self._descriptor)
         try:
             self._descriptor = _open_private(self.path, make_directory=False)
-            self._connection = self._connect_checked(self._descriptor)
+            self._connection, self._alone = self._connect_checked(self._descriptor)
         except (sqlite3.Error, OSError) as error:
             raise SpoolError(_describe(self.path, error)) from error
         self._file = _identity(self.path)
@@ -237,7 +277,7 @@ class Spool:
                             with contextlib.suppress(FileNotFoundError):
                                 os.unlink(self.path + suffix)
                     descriptor = _open_private(self.path, make_directory=False)
-                    fresh = self._connect_checked(descriptor)
+                    fresh, alone = self._connect_checked(descriptor)
                 try:
                     with _transaction(fresh):
                         fresh.executemany(
@@ -254,7 +294,7 @@ class Spool:
                 raise SpoolError(_describe(self.path, error)) from error
             self._connection.close()
             os.close(self._descriptor)  # after its connection; this also drops the claims
-            self._connection, self._descriptor = fresh, descriptor
+            self._connection, self._descriptor, self._alone = fresh, descriptor, alone
             self._adopted = set()
             self._file = _identity(self.path)
             self._rows = int(count)
@@ -269,10 +309,15 @@ class Spool:
         so, and later calls try the rewrite again. Rows already adopted by another live
         process are left to it.
 
+        A spool opened alone for want of disk space is first opened for sharing again, if
+        there is room now.
+
         Raises:
             sqlite3.Error, OSError: the spool cannot even be read.
         """
         with self._lock:
+            if self._alone:
+                self._share_again()
             self._own_adopted()
             owners = self._owners()
             dead = [
@@ -771,6 +816,19 @@ def _release(descriptor: int, owner: str) -> None:
         return
     with contextlib.suppress(OSError):
         _lock_byte(descriptor, owner, lock=False)
+
+
+# sqlite's primary result codes (``sqlite_errorcode`` holds them from Python 3.11).
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+
+
+def _no_room(error: sqlite3.OperationalError) -> bool:
+    """Whether sqlite failed as it does on a full disk: "full", or an I/O error (its -shm)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL)
+    return "disk is full" in str(error) or "disk I/O error" in str(error)
 
 
 def _identity_of(descriptor: int) -> tuple[int, int]:
