@@ -71,7 +71,7 @@ def exporter_records(n: int) -> list[Feedback]:
 
 
 def test_import_refuses_each_bad_line_by_number_and_sends_the_others(tmp_path: Path) -> None:
-    lines = [
+    lines: list[bytes | str] = [
         good(0),  # 1
         good(1).encode().replace(b'"key": "k"', b'"key": "k\xff"'),  # 2
         b"\x00\x01\x02binary\x00",  # 3
@@ -95,7 +95,7 @@ def test_import_refuses_each_bad_line_by_number_and_sends_the_others(tmp_path: P
     assert refused[5] == f"too deep: JSON nested more than {MAX_DEPTH} levels"
     assert refused[6] == f"too long: {MAX_LINE_BYTES + 3} bytes, at most {MAX_LINE_BYTES}"
     assert refused[7].startswith("not JSON: ")
-    assert sorted(r.score for r in delivered(tmp_path)) == [0, 2]
+    assert sorted(float(r.score or 0) for r in delivered(tmp_path)) == [0, 2]
 
 
 def _nested(depth: int) -> Any:

@@ -13,11 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 __all__ = ["Deadline", "exit_now", "run_within"]
 
 T = TypeVar("T")
+
+_MEANWHILE_AFTER_S: Final = 1.0
 
 
 def _process_age_s() -> float:
@@ -51,8 +53,13 @@ class Deadline:
         return self.left() <= 0.0
 
 
-def run_within(deadline: Deadline, work: Callable[[], T]) -> tuple[bool, T | None]:
+def run_within(
+    deadline: Deadline, work: Callable[[], T], *, meanwhile: Callable[[], None] | None = None
+) -> tuple[bool, T | None]:
     """Run ``work`` on a daemon thread; ``(True, result)``, or ``(False, None)`` at the deadline.
+
+    ``meanwhile`` is called once if ``work`` is still running after a second, to say what
+    the command is waiting for.
 
     For calls that cannot be given a deadline of their own (a socket that trickles a byte
     at a time never times out; a shutdown waits for its own timeout): the command stops
@@ -69,6 +76,10 @@ def run_within(deadline: Deadline, work: Callable[[], T]) -> tuple[bool, T | Non
 
     thread = threading.Thread(target=target, name="otel-feedback.bounded", daemon=True)
     thread.start()
+    if meanwhile is not None:
+        thread.join(min(_MEANWHILE_AFTER_S, deadline.left()))
+        if thread.is_alive() and not deadline.passed():
+            meanwhile()
     thread.join(deadline.left())
     if failure:
         raise failure[0]

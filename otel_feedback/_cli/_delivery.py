@@ -172,24 +172,20 @@ class Delivery:
             self._known.add(record_id)
             self._ids.append(record_id)
 
-    def flush(self, at_most_s: float | None = None) -> bool:
-        """Wait for what was sent so far, until the deadline; ``False`` when it was not done."""
+    def flush(self) -> bool:
+        """Wait for what was sent so far, until the deadline; ``False`` when it was not done.
+
+        After a second without delivery, the user is told what is being waited for.
+        """
         left = self.deadline.left()
-        if at_most_s is not None:
-            left = min(left, at_most_s)
         if left <= 0:
             return False
         done, flushed = run_within(
-            self.deadline, lambda: self.processor.force_flush(max(1, int(left * 1000)))
+            self.deadline,
+            lambda: self.processor.force_flush(max(1, int(left * 1000))),
+            meanwhile=self.say_waiting,
         )
         return done and bool(flushed)
-
-    def wait(self) -> bool:
-        """Flush until the deadline; after a second, say what is being waited for."""
-        if self.flush(_SAY_WAITING_AFTER_S):
-            return True
-        self.say_waiting()
-        return self.flush()
 
     def say_waiting(self) -> None:
         """Tell the user, once, where records are going and how long the command may wait."""
@@ -245,7 +241,6 @@ class Delivery:
         )
 
 
-_SAY_WAITING_AFTER_S: Final = 1.0
 _SDK_TIMEOUT_VARIABLES: Final = ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
 
 

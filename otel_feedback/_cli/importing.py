@@ -95,7 +95,7 @@ def import_(ctx: click.Context, file: IO[bytes], kind: str | None, timeout: floa
                 if timed_out:
                     delivery.say_waiting()
     if not timed_out and waiting:
-        delivery.wait()
+        delivery.flush()
     outcome = delivery.finish()
     # Every line is counted once: delivered, or refused with its reason.
     delivered = 0

@@ -116,7 +116,7 @@ def record(
         )
         ctx.exit(EXIT_REFUSED)
     delivery.sent(recorded.id)
-    delivery.wait()
+    delivery.flush()
     outcome = delivery.finish()
     code = _report(outcome, recorded.id, delivery.exporter_names)
     if outcome.stuck:
