@@ -24,7 +24,7 @@ from otel_feedback import (
     LangSmithFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._export.base import PartialFeedbackExport
+from otel_feedback._export.base import PartialFeedbackExport, RetryLater
 from otel_feedback._export.langsmith import WHOLE_TRACE_REFUSED, langsmith_source_type
 from tests.conftest import Pipeline, make_pipeline
 from tests.vendor_standin import Seen, StandIn
@@ -163,6 +163,15 @@ def test_a_project_not_there_yet_is_retried() -> None:
     try:
         assert exporter_for(server).export(records(2)) is FeedbackExportResult.RETRY
         assert server.posted("/feedback") == []
+    finally:
+        server.close()
+
+
+def test_a_busy_project_lookup_says_when_to_come_back() -> None:
+    server = StandIn(answer=lambda _s: (429, {"detail": "slow down"}, {"Retry-After": "12"}))
+    try:
+        assert exporter_for(server).export(records(2)) == RetryLater(after_s=12.0)
+        assert [s.path for s in server.seen] == ["/sessions"]
     finally:
         server.close()
 

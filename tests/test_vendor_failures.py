@@ -25,7 +25,7 @@ from otel_feedback import (
     MLflowFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._export.base import PartialFeedbackExport
+from otel_feedback._export.base import PartialFeedbackExport, RetryLater
 from tests.conftest import make_pipeline
 from tests.vendor_standin import Seen, StandIn, closed_url
 
@@ -132,6 +132,34 @@ def test_busy_or_failing_means_retry_and_the_rest_waits(
     server.answer = answering(lambda _id: status, vendor)
     assert vendor.make(server.url, 5).export(batch) is FeedbackExportResult.RETRY
     assert len([s for s in server.seen if s.method == "POST"]) == 1
+
+
+def test_busy_mid_batch_hands_back_the_rest_with_the_wait_asked_for(
+    vendor: Vendor, server: StandIn, batch: list[Feedback]
+) -> None:
+    taken: list[str] = []
+
+    def answer(seen: Seen) -> tuple[int, Any, dict[str, str]]:
+        if seen.method != "POST":
+            return 404, {"message": "not found"}, {}
+        if not taken:
+            taken.append(vendor.record_id(seen))
+            return 200, {"id": "ok"}, {}
+        return 429, {"message": "slow down"}, {"Retry-After": "7"}
+
+    server.answer = answer
+    result = vendor.make(server.url, 5).export(batch)
+    assert result == PartialFeedbackExport(retry=batch[1:], refused=[], retry_after_s=7.0)
+    assert len([s for s in server.seen if s.method == "POST"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["429", "503"])
+def test_busy_at_once_says_when_to_come_back(
+    vendor: Vendor, server: StandIn, batch: list[Feedback], mode: str
+) -> None:
+    status = int(mode)
+    server.answer = lambda _seen: (status, {"message": "busy"}, {"Retry-After": "30"})
+    assert vendor.make(server.url, 5).export(batch) == RetryLater(after_s=30.0)
 
 
 def test_a_bad_record_is_refused_with_the_servers_reason(

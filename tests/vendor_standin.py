@@ -28,7 +28,8 @@ class Seen:
     body: Any
 
 
-Answer = Callable[[Seen], tuple[int, Any]]
+Answer = Callable[[Seen], tuple[int, Any] | tuple[int, Any, dict[str, str]]]
+"""The status, the JSON body and, optionally, more headers (``Retry-After``)."""
 
 
 def ok(_seen: Seen) -> tuple[int, Any]:
@@ -62,11 +63,14 @@ class StandIn:
                     stand_in.validate(seen)
                 except Exception as error:  # noqa: BLE001 - reported to the test, answered 422
                     stand_in.invalid.append((seen, str(error)))
-                    status, reply = 422, {"detail": f"invalid body: {error}"}
+                    status, reply, headers = 422, {"detail": f"invalid body: {error}"}, {}
                 else:
-                    status, reply = stand_in.answer(seen)
+                    status, reply, *more = stand_in.answer(seen)
+                    headers = more[0] if more else {}
                 data = json.dumps(reply).encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -8,6 +8,10 @@ from typing import Any, Final
 
 import click
 from rich.console import Console
+from rich.text import Text
+
+from otel_feedback import _environment as env
+from otel_feedback._cli._deadline import Deadline
 
 __all__ = [
     "EXIT_OK",
@@ -15,7 +19,9 @@ __all__ = [
     "EXIT_USAGE",
     "SCORE",
     "Settings",
+    "command_deadline",
     "err_console",
+    "notice",
     "out_console",
     "parse_score",
     "verbose",
@@ -31,6 +37,18 @@ EXIT_USAGE: Final = 2
 # Results go to stdout so that scripts can read them; progress and problems go to stderr.
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def notice(message: str) -> None:
+    """Say on stderr what the command is doing or waiting for (data, never markup)."""
+    err_console.print(Text(message, style="dim"))
+
+
+def command_deadline(timeout_s: float | None) -> Deadline:
+    """The deadline of ``--timeout``; without it, ``OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT``."""
+    if timeout_s is None:
+        timeout_s = env.processor_options().export_timeout_millis / 1000
+    return Deadline(timeout_s)
 
 
 @dataclass(frozen=True)

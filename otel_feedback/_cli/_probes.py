@@ -7,6 +7,7 @@ sent as configured, so that a refused credential shows, and never printed.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import socket
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "MAX_BODY_BYTES",
+    "Answer",
     "Finding",
+    "http_request",
     "probe_jsonl",
     "probe_otlp_grpc",
     "probe_otlp_http",
@@ -46,10 +50,18 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class _Answer:
+class Answer:
+    """What an HTTP endpoint answered: a status and the start of the body, or why none."""
+
     status: int | None = None
     error: str | None = None
     wrong_protocol: str | None = None
+    body: bytes = b""
+
+
+MAX_BODY_BYTES: Final = 64 * 1024
+"""The most of an answer's body a probe reads: what it needs is in the status line and the
+first bytes, and an endpoint may answer with anything, of any size."""
 
 
 def _split(url: str) -> tuple[str, str, int, str]:
@@ -74,34 +86,49 @@ def _speaks(host: str, port: int, timeout: float) -> str | None:
     return "http/1"
 
 
-def _post(url: str, headers: dict[str, str], timeout: float, method: str = "POST") -> _Answer:
+def http_request(
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+    method: str = "POST",
+    basic_auth: tuple[str, str] | None = None,
+) -> Answer:
+    """One request, as an exporter would send it; the answer's body read up to a bound.
+
+    ``timeout`` bounds each socket operation; an endpoint that trickles bytes can still
+    hold a probe longer, which is why ``doctor`` waits for its probes until its deadline.
+    """
     scheme, host, port, path = _split(url)
+    query = urllib.parse.urlsplit(url).query
+    target = f"{path}?{query}" if query else path
+    if basic_auth is not None:
+        pair = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+        headers = {**headers, "Authorization": f"Basic {pair}"}
     connection: http.client.HTTPConnection
     if scheme == "https":
         connection = http.client.HTTPSConnection(host, port, timeout=timeout)
     else:
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request(method, path, body=b"" if method == "POST" else None, headers=headers)
+        connection.request(method, target, body=b"" if method == "POST" else None, headers=headers)
         response = connection.getresponse()
-        response.read()
-        return _Answer(status=response.status)
+        return Answer(status=response.status, body=response.read(MAX_BODY_BYTES))
     except ConnectionRefusedError:
-        return _Answer(error=f"nothing listens on {host}:{port} (connection refused)")
+        return Answer(error=f"nothing listens on {host}:{port} (connection refused)")
     except TimeoutError:
-        return _Answer(error=f"{host}:{port} did not answer within {timeout:g} s")
+        return Answer(error=f"{host}:{port} did not answer within {timeout:.1f} s")
     except socket.gaierror as error:
-        return _Answer(error=f"cannot resolve {host!r}: {error.strerror}")
+        return Answer(error=f"cannot resolve {host!r}: {error.strerror}")
     except ssl.SSLError as error:
         if _speaks(host, port, timeout) == "http/1":
-            return _Answer(wrong_protocol="plain HTTP, not HTTPS")
-        return _Answer(error=f"TLS failed: {error.reason or error}")
+            return Answer(wrong_protocol="plain HTTP, not HTTPS")
+        return Answer(error=f"TLS failed: {error.reason or error}")
     except (http.client.HTTPException, ConnectionError) as error:
         if _speaks(host, port, timeout) == "http/2":
-            return _Answer(wrong_protocol="gRPC (HTTP/2)")
-        return _Answer(error=f"no HTTP answer: {type(error).__name__}")
+            return Answer(wrong_protocol="gRPC (HTTP/2)")
+        return Answer(error=f"no HTTP answer: {type(error).__name__}")
     except OSError as error:
-        return _Answer(error=f"cannot connect to {host}:{port}: {error.strerror or error}")
+        return Answer(error=f"cannot connect to {host}:{port}: {error.strerror or error}")
     finally:
         connection.close()
 
@@ -109,12 +136,14 @@ def _post(url: str, headers: dict[str, str], timeout: float, method: str = "POST
 def _sibling(url: str, old: str, new: str) -> str:
     scheme, host, port, path = _split(url)
     base = path.removesuffix(old).rstrip("/")
-    return f"{scheme}://{host}:{port}{base}{new}"
+    # The query stays: it may carry the endpoint's key, as the exporter sends it.
+    query = urllib.parse.urlsplit(url).query
+    return f"{scheme}://{host}:{port}{base}{new}" + (f"?{query}" if query else "")
 
 
 def probe_otlp_http(endpoint: str, headers: dict[str, str], timeout: float) -> Finding:
     """Probe the OTLP/HTTP logs endpoint the ``otlp`` exporter sends to."""
-    answer = _post(endpoint, {**_PROTOBUF, **headers}, timeout)
+    answer = http_request(endpoint, {**_PROTOBUF, **headers}, timeout)
     if answer.wrong_protocol is not None:
         return Finding(
             False,
@@ -133,7 +162,7 @@ def probe_otlp_http(endpoint: str, headers: dict[str, str], timeout: float) -> F
         return Finding(False, f"{endpoint} refused the credentials (HTTP {status})", _AUTH_HTTP)
     if status in (404, 405):
         traces = _sibling(endpoint, "/v1/logs", "/v1/traces")
-        traced = _post(traces, {**_PROTOBUF, **headers}, timeout).status
+        traced = http_request(traces, {**_PROTOBUF, **headers}, timeout).status
         if traced is not None and traced not in (404, 405) and traced < 500:
             return Finding(
                 False,
@@ -162,7 +191,7 @@ def probe_otlp_grpc(endpoint: str, headers: dict[str, str], timeout: float) -> F
     if scheme != "https":
         spoken = _speaks(host, port, timeout)
         if spoken is None:
-            answer = _post(f"http://{host}:{port}/", {}, timeout)
+            answer = http_request(f"http://{host}:{port}/", {}, timeout)
             error = answer.error or "no answer to an HTTP/2 greeting"
             return Finding(False, f"{endpoint} is unreachable: {error}", _UNREACHABLE)
         if spoken == "http/1":
@@ -228,7 +257,7 @@ def probe_phoenix(base: str, api_key: str | None, timeout: float) -> Finding:
     """Probe Phoenix's REST API, where the ``phoenix`` exporter posts annotations."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     url = base.rstrip("/") + "/v1/projects?limit=1"
-    answer = _post(url, headers, timeout, method="GET")
+    answer = http_request(url, headers, timeout, method="GET")
     if answer.status is None:
         what = answer.error or f"speaks {answer.wrong_protocol}"
         return Finding(

@@ -8,7 +8,6 @@ or ``traceparent``), with any other ``record_feedback`` argument by its own name
 from __future__ import annotations
 
 import csv
-import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -19,13 +18,15 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from otel_feedback._cli._common import parse_score
+from otel_feedback._cli._input import MAX_DEPTH, MAX_LINE_BYTES, depth_error, lines_of
 
-__all__ = ["Row", "RowError", "read_rows"]
+__all__ = ["Row", "RowError", "parse_json_line", "read_rows"]
 
 # Ids of lines that carry none are derived from the line itself, so that importing the same
 # file again updates those records instead of adding copies.
 _LINE_ID_NAMESPACE: Final = uuid.UUID("5c1e7a64-3f0e-4f4c-9b0e-0a8d6f1b2c3d")
 _DATETIME: Final = TypeAdapter(datetime)
+_BOM: Final = b"\xef\xbb\xbf"
 
 # Fields of the record (or arguments of record_feedback) taken as they are.
 _PLAIN: Final = frozenset(
@@ -72,55 +73,131 @@ class Row:
     error: str | None = None
 
 
-def read_rows(text: str, kind: str) -> Iterator[Row]:
-    """The rows of ``text``, JSON lines (``kind="jsonl"``) or CSV with a header (``"csv"``)."""
+def read_rows(data: bytes, kind: str) -> Iterator[Row]:
+    """The rows of ``data``, JSON lines (``kind="jsonl"``) or CSV with a header (``"csv"``).
+
+    Never raises for what the file holds: a line that cannot be read is a row with a reason.
+    """
     if kind == "csv":
-        yield from _csv_rows(text)
+        yield from _csv_rows(data)
     else:
-        yield from _jsonl_rows(text)
+        yield from _jsonl_rows(data)
 
 
-def _jsonl_rows(text: str) -> Iterator[Row]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+def parse_json_line(text: str) -> tuple[Any, str | None]:
+    """A JSON line's value, or the reason it cannot be one (not JSON, too deep)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"not JSON: {error.msg} at column {error.colno}"
+    except RecursionError:
+        return None, f"too deep: JSON nested more than {MAX_DEPTH} levels"
+    return value, depth_error(value)
+
+
+def _jsonl_rows(data: bytes) -> Iterator[Row]:
+    for line in lines_of(data):
+        if line.text is None:
+            yield Row(line.number, None, line.error)
             continue
+        fields, error = parse_json_line(line.text)
+        if error is not None:
+            yield Row(line.number, None, error)
+        elif not isinstance(fields, dict):
+            yield Row(line.number, None, f"not a JSON object: {type(fields).__name__}")
+        else:
+            yield _row(line.number, fields, line.text)
+
+
+class _Numbered:
+    """Physical lines (split at line feeds only) for the csv module, counting them.
+
+    Bytes that are not UTF-8 are kept as lone surrogates, so that the record holding them
+    is refused alone, by its line number.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        if data.startswith(_BOM):
+            data = data[len(_BOM) :]
+        self._pieces = data.split(b"\n")
+        if self._pieces and not self._pieces[-1]:
+            self._pieces.pop()  # the end of the last line, not a line
+        self.read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            self.read += 1
+            yield piece.decode("utf-8", "surrogateescape") + "\n"
+
+
+def _csv_rows(data: bytes) -> Iterator[Row]:
+    csv.field_size_limit(MAX_LINE_BYTES)
+    lines = _Numbered(data)
+    reader = csv.reader(lines)
+    header: list[str] | None = None
+    header_error: str | None = None
+    while True:
+        start = lines.read + 1
         try:
-            fields = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield Row(number, None, f"not JSON: {error.msg} at column {error.colno}")
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield Row(start, None, f"not CSV: {error}")
             continue
-        if not isinstance(fields, dict):
-            yield Row(number, None, f"not a JSON object: {type(fields).__name__}")
+        if not cells:
             continue
-        yield _row(number, fields, line)
+        if header is None and header_error is None:
+            header_error = _cells_error(cells) or _header_error(cells)
+            if header_error is not None:
+                yield Row(start, None, f"header: {header_error}")
+            else:
+                header = [name.strip() for name in cells]
+            continue
+        if header is None:
+            yield Row(start, None, "not read: the header on the first line is unusable")
+            continue
+        yield _csv_row(start, header, cells)
 
 
-def _csv_rows(text: str) -> Iterator[Row]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None:
-        return
-    blank = [name for name in reader.fieldnames if not (name or "").strip()]
-    if blank:
-        yield Row(1, None, "header: a column has no name")
-        return
-    start = reader.line_num + 1
-    for cells in reader:
-        number, start = start, reader.line_num + 1
-        extra = cells.pop(None, None)
-        if extra:
-            yield Row(number, None, f"{len(extra)} cell(s) more than the header has")
-            continue
-        fields: dict[str, Any] = {}
+def _cells_error(cells: list[str]) -> str | None:
+    size = 0
+    for column, cell in enumerate(cells, start=1):
+        if "\x00" in cell:
+            return f"binary data: a NUL byte in column {column}"
         try:
-            for name, cell in cells.items():
-                if cell is None or cell == "":
-                    continue
-                fields[name.strip()] = _cell(name.strip(), cell)
-        except RowError as error:
-            yield Row(number, None, str(error))
-            continue
-        if fields:
-            yield _row(number, fields, json.dumps(fields, sort_keys=True))
+            size += len(cell.encode("utf-8"))
+        except UnicodeEncodeError as error:
+            byte = ord(cell[error.start]) - 0xDC00
+            return f"not UTF-8: byte 0x{byte:02x} in column {column}"
+    if size > MAX_LINE_BYTES:
+        return f"too long: {size} bytes, at most {MAX_LINE_BYTES}"
+    return None
+
+
+def _header_error(cells: list[str]) -> str | None:
+    if any(not name.strip() for name in cells):
+        return "a column has no name"
+    return None
+
+
+def _csv_row(number: int, header: list[str], cells: list[str]) -> Row:
+    error = _cells_error(cells)
+    if error is not None:
+        return Row(number, None, error)
+    if len(cells) > len(header):
+        return Row(number, None, f"{len(cells) - len(header)} cell(s) more than the header has")
+    fields: dict[str, Any] = {}
+    try:
+        for name, cell in zip(header, cells, strict=False):
+            if cell == "":
+                continue
+            fields[name] = _cell(name, cell)
+    except RowError as error:
+        return Row(number, None, str(error))
+    if not fields:
+        return Row(number, None, "no cell has a value")
+    return _row(number, fields, json.dumps(fields, sort_keys=True))
 
 
 def _cell(name: str, cell: str) -> Any:
@@ -135,10 +212,10 @@ def _cell(name: str, cell: str) -> Any:
             raise RowError(f"error: must be true or false, got {cell!r}")
         return lowered == "true"
     if name in _JSON_CELLS and cell.lstrip()[:1] in ("{", "["):
-        try:
-            return json.loads(cell)
-        except json.JSONDecodeError as error:
-            raise RowError(f"{name}: not JSON: {error.msg}") from None
+        value, reason = parse_json_line(cell)
+        if reason is not None:
+            raise RowError(f"{name}: {reason}")
+        return value
     return cell
 
 

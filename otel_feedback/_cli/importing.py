@@ -8,9 +8,20 @@ from uuid import UUID
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
 
-from otel_feedback._cli._common import EXIT_OK, EXIT_REFUSED, err_console, out_console, verbose
+from otel_feedback._cli._common import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    command_deadline,
+    err_console,
+    notice,
+    out_console,
+    verbose,
+)
+from otel_feedback._cli._deadline import exit_now
 from otel_feedback._cli._delivery import Delivery, NoExporterError
+from otel_feedback._cli._redact import scrub
 from otel_feedback._cli._rows import Row, read_rows
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._recording.record import record_feedback
@@ -19,7 +30,7 @@ __all__ = ["import_"]
 
 
 @click.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("rb"))
 @click.option(
     "--format",
     "kind",
@@ -29,30 +40,33 @@ __all__ = ["import_"]
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    help="Seconds to wait for delivery in all [default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
+    help="Seconds the command may take in all [default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
 )
 @click.pass_context
-def import_(ctx: click.Context, file: IO[str], kind: str | None, timeout: float | None) -> None:
+def import_(ctx: click.Context, file: IO[bytes], kind: str | None, timeout: float | None) -> None:
     """Send the feedback in FILE (- for stdin): JSON lines or CSV with a header.
 
     A JSON line is a record as the jsonl exporter writes it, or a short one: key, score
     and/or value, and the run (trace_id [+ run_id], or traceparent). CSV columns have the
     same names. A record keeps its id (a line without one gets an id derived from its
     content), so importing a file again updates its records rather than adding copies in
-    backends that keep one record per id.
+    backends that keep one record per id. Lines are split at line feeds only; each line that
+    cannot be read (bytes that are not UTF-8, binary data, not JSON, nested too deep, too
+    long) is refused alone, by its number, and the others are sent.
 
     Exit status: 0 all delivered, 1 some line refused or not delivered, 2 bad arguments.
     """
-    text = file.read()
-    kind = kind or _kind_of(file.name, text)
+    deadline = command_deadline(timeout)
+    data = file.read()
+    kind = kind or _kind_of(file.name, data)
     try:
-        delivery = Delivery(timeout_s=timeout, verbose=verbose(ctx))
+        delivery = Delivery(deadline, notice=notice, verbose=verbose(ctx))
     except NoExporterError as error:
-        err_console.print(f"[red]Not sent:[/] {error}")
+        err_console.print(Text.assemble(("Not sent: ", "red"), scrub(str(error))))
         ctx.exit(EXIT_REFUSED)
     refused: list[tuple[int, str]] = []
-    line_of: dict[UUID, int] = {}
-    rows = list(read_rows(text, kind))
+    handed: list[tuple[int, UUID]] = []
+    rows = list(read_rows(data, kind))
     timed_out = False
     with Progress(
         TextColumn("importing"),
@@ -66,24 +80,36 @@ def import_(ctx: click.Context, file: IO[str], kind: str | None, timeout: float 
         for row in rows:
             progress.advance(task)
             if timed_out:
-                refused.append((row.line, "not sent: delivery timed out before this line"))
+                refused.append((row.line, "not sent: the --timeout passed before this line"))
                 continue
             record_id = _send(row, refused)
             if record_id is None:
                 continue
             delivery.sent(record_id)
-            line_of[record_id] = row.line
+            handed.append((row.line, record_id))
             waiting += 1
             # Flushed batch by batch, so that a large file never overflows the queue.
             if waiting >= delivery.batch_size:
                 waiting = 0
                 timed_out = not delivery.flush()
+                if timed_out:
+                    delivery.say_waiting()
+    if not timed_out and waiting:
+        delivery.flush()
     outcome = delivery.finish()
-    refused.extend((line_of[i], reason) for i, reason in outcome.failed.items())
+    # Every line is counted once: delivered, or refused with its reason.
+    delivered = 0
+    for line, record_id in handed:
+        reason = outcome.failed.get(record_id)
+        if reason is None:
+            delivered += 1
+        else:
+            refused.append((line, scrub(reason)))
     refused.sort()
     out_console.print(
-        f"sent {outcome.delivered} of {len(rows)} record(s) to "
-        f"{', '.join(delivery.exporter_names)}; {len(refused)} refused or not delivered"
+        f"sent {delivered} of {len(rows)} record(s) to "
+        f"{', '.join(delivery.exporter_names)}; {len(refused)} refused or not delivered",
+        markup=False,
     )
     for line, reason in refused:
         err_console.print(f"line {line}: {reason}", markup=False)
@@ -91,16 +117,19 @@ def import_(ctx: click.Context, file: IO[str], kind: str | None, timeout: float 
     extra_drops = outcome.dropped_records - outcome.failed_deliveries
     if extra_drops > 0:
         err_console.print(f"{extra_drops} more record(s) dropped by an exporter")
-    ctx.exit(EXIT_REFUSED if refused or extra_drops > 0 else EXIT_OK)
+    code = EXIT_REFUSED if refused or extra_drops > 0 else EXIT_OK
+    if outcome.stuck:
+        exit_now(code)
+    ctx.exit(code)
 
 
-def _kind_of(name: str, text: str) -> str:
+def _kind_of(name: str, data: bytes) -> str:
     suffix = Path(name).suffix.lower()
     if suffix == ".csv":
         return "csv"
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
-    return "jsonl" if text.lstrip().startswith("{") else "csv"
+    return "jsonl" if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else "csv"
 
 
 def _send(row: Row, refused: list[tuple[int, str]]) -> UUID | None:
@@ -113,6 +142,10 @@ def _send(row: Row, refused: list[tuple[int, str]]) -> UUID | None:
         recorded = record_feedback(key, **arguments)
     except InvalidFeedbackError as error:
         refused.append((row.line, str(error)))
+        return None
+    except (TypeError, ValueError, RecursionError) as error:
+        # A line whose fields record_feedback takes but cannot hold: refused alone.
+        refused.append((row.line, f"cannot be recorded: {type(error).__name__}: {error}"))
         return None
     if recorded is None:
         refused.append((row.line, "nothing recorded (OTEL_SDK_DISABLED=true?)"))

@@ -5,16 +5,21 @@ from __future__ import annotations
 from uuid import UUID
 
 import click
+from rich.text import Text
 
 from otel_feedback._cli._common import (
     EXIT_OK,
     EXIT_REFUSED,
     SCORE,
+    command_deadline,
     err_console,
+    notice,
     out_console,
     verbose,
 )
+from otel_feedback._cli._deadline import exit_now
 from otel_feedback._cli._delivery import Delivery, NoExporterError, Outcome
+from otel_feedback._cli._redact import scrub
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._recording.record import record_feedback
 
@@ -51,7 +56,7 @@ _OPTION_OF_ARGUMENT = {
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    help="Seconds to wait for delivery [default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
+    help="Seconds the command may take in all [default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
 )
 @click.pass_context
 def record(
@@ -79,10 +84,11 @@ def record(
     """
     if traceparent is None and trace_id is None:
         raise click.UsageError("give the run: --traceparent, or --trace-id [--run-id]")
+    deadline = command_deadline(timeout)
     try:
-        delivery = Delivery(timeout_s=timeout, verbose=verbose(ctx))
+        delivery = Delivery(deadline, notice=notice, verbose=verbose(ctx))
     except NoExporterError as error:
-        err_console.print(f"[red]Not sent:[/] {error}")
+        err_console.print(Text.assemble(("Not sent: ", "red"), scrub(str(error))))
         ctx.exit(EXIT_REFUSED)
     try:
         recorded = record_feedback(
@@ -110,8 +116,12 @@ def record(
         )
         ctx.exit(EXIT_REFUSED)
     delivery.sent(recorded.id)
+    delivery.flush()
     outcome = delivery.finish()
-    ctx.exit(_report(outcome, recorded.id, delivery.exporter_names))
+    code = _report(outcome, recorded.id, delivery.exporter_names)
+    if outcome.stuck:
+        exit_now(code)
+    ctx.exit(code)
 
 
 def _report(outcome: Outcome, record_id: UUID, exporters: list[str]) -> int:
@@ -119,5 +129,6 @@ def _report(outcome: Outcome, record_id: UUID, exporters: list[str]) -> int:
     if reason is None and outcome.dropped_records == 0:
         out_console.print(f"delivered {record_id} to {', '.join(exporters)}")
         return EXIT_OK
-    err_console.print(f"[red]Not delivered:[/] {record_id}: {reason or 'dropped by an exporter'}")
+    why = scrub(reason or "dropped by an exporter")
+    err_console.print(Text.assemble(("Not delivered: ", "red"), f"{record_id}: {why}"))
     return EXIT_REFUSED

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
+from uuid import UUID
 
 import click
 from pydantic import ValidationError
@@ -13,7 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from otel_feedback._cli._common import EXIT_OK, EXIT_REFUSED, err_console, out_console
+from otel_feedback._cli._input import lines_of
 from otel_feedback._cli._report import html_report
+from otel_feedback._cli._rows import parse_json_line
 from otel_feedback._cli._stats import SPLITS, Group, summarize
 from otel_feedback._model import Feedback
 
@@ -55,21 +60,20 @@ def summary(
     FILES are JSON lines as the jsonl exporter writes them. JSON output is a list of objects
     with key, count, mean, min, max, values, and the split's field (source or day).
 
+    Each feedback id is counted once, the last record read with it winning: delivery is
+    at least once, and a file imported again keeps its ids. Lines are split at line feeds
+    only; a line that cannot be read is named with the reason, and the rest is summed up.
+
     Exit status: 0 every line read, 1 some line unreadable (the rest is summed up).
     """
-    records: list[Feedback] = []
-    unreadable = 0
-    for path in files:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(Feedback.model_validate_json(line))
-            except ValidationError as error:
-                unreadable += 1
-                first = error.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "line"
-                err_console.print(f"{path}:{number}: {where}: {first['msg']}", markup=False)
+    read = _read(files)
+    records = list(read.records.values())
+    if read.folded:
+        err_console.print(
+            f"folded {read.folded} duplicate record(s): the same feedback id more than once "
+            "(delivery is at least once, and a re-import keeps ids); the last one is counted",
+            markup=False,
+        )
     groups = summarize(records, by)
     if output == "json":
         click.echo(json.dumps([g.as_dict(by) for g in groups], indent=2))
@@ -82,7 +86,71 @@ def summary(
         page = html_report(records, title=title, sources=[p.name for p in files])
         html_path.write_text(page, encoding="utf-8")
         err_console.print(f"wrote {html_path}", markup=False)
-    ctx.exit(EXIT_REFUSED if unreadable else EXIT_OK)
+    ctx.exit(EXIT_REFUSED if read.unreadable else EXIT_OK)
+
+
+@dataclass
+class _Read:
+    records: dict[UUID, Feedback] = field(default_factory=dict)
+    folded: int = 0
+    unreadable: int = 0
+
+
+def _read(files: tuple[Path, ...]) -> _Read:
+    """Every record of ``files`` by id (the last one read wins); each bad line named."""
+    read = _Read()
+
+    def refuse(where: str, reason: str) -> None:
+        read.unreadable += 1
+        err_console.print(f"{where}: {reason}", markup=False)
+
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            refuse(str(path), f"cannot be read: {error.strerror or error}")
+            continue
+        for line in lines_of(data):
+            where = f"{path}:{line.number}"
+            if line.text is None:
+                refuse(where, line.error or "unreadable")
+                continue
+            record, reason = _record(line.text)
+            if record is None:
+                refuse(where, reason)
+                continue
+            if record.id in read.records:
+                read.folded += 1
+                del read.records[record.id]  # re-inserted: the last one read, in its place
+            read.records[record.id] = record
+    return read
+
+
+def _record(text: str) -> tuple[Feedback | None, str]:
+    fields, reason = parse_json_line(text)
+    if reason is not None:
+        return None, reason
+    if not isinstance(fields, dict):
+        return None, f"not a JSON object: {type(fields).__name__}"
+    try:
+        return Feedback.model_validate_json(text), ""
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "line"
+        return None, f"{where}: {first['msg']}"
+    except (TypeError, ValueError, RecursionError) as error:
+        return None, f"not a record: {type(error).__name__}: {error}"
+
+
+# Cells a spreadsheet would run as a formula (OWASP, "CSV Injection"): such a cell gets a
+# leading apostrophe, which spreadsheets show as text and do not evaluate.
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _csv(groups: list[Group], by: str) -> str:
@@ -93,6 +161,10 @@ def _csv(groups: list[Group], by: str) -> str:
     for group in groups:
         row = group.as_dict(by)
         row["values"] = json.dumps(row["values"], sort_keys=True)
+        # Numbers are written by Python and are no formula; the text is the data's own.
+        for name in ("key", by, "values"):
+            if name in row:
+                row[name] = _text_cell(row[name])
         writer.writerow(row)
     return buffer.getvalue()
 

@@ -137,7 +137,7 @@ class OTLPFeedbackExporter(FeedbackExporter):
             # be encoded raises, so that the engine finds it and sends the others.
             _encode_logs(log_records)
         elif answer.cut_off or transient_status(code) or code < 400:
-            pass  # sent again later: an answer that did not arrive whole is no verdict
+            pass  # busy, failing, or cut off mid-body (no verdict at all): sent again later
         elif code in _NO_LOGS:
             # Phoenix, MLflow and other trace-only backends: retrying cannot help.
             reason = (
