@@ -32,6 +32,7 @@ import requests
 import urllib3.exceptions
 
 from otel_feedback._export.base import (
+    BatchRefusedError,
     ExportOutcome,
     FeedbackExporter,
     FeedbackExportResult,
@@ -132,16 +133,6 @@ def read_body(response: requests.Response, limit: int, *, deadline: float | None
     finally:
         response.close()
     return bytes(taken[:limit])
-
-
-class BatchRefusedError(Exception):
-    """The endpoint refused a batch of several records as a whole.
-
-    Too large (413), or a refusal that does not say which record: raised from ``export`` so
-    that the engine sends each half in turn, down to the record refused, which the exporter
-    then refuses alone with the endpoint's reason. The one batch-halving rule of the
-    exporters: none halves a batch itself.
-    """
 
 
 @dataclass(frozen=True)

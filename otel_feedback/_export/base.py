@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from otel_feedback._model import Feedback
 
 __all__ = [
+    "BatchRefusedError",
     "ExportOutcome",
     "FeedbackExportResult",
     "FeedbackExporter",
@@ -84,6 +85,15 @@ class RetryLater:
 
 
 ExportOutcome = FeedbackExportResult | PartialFeedbackExport | RetryLater
+
+
+class BatchRefusedError(Exception):
+    """Raised from :meth:`FeedbackExporter.export`: the endpoint refused the batch as a whole.
+
+    Too large (HTTP 413), or a refusal that does not say which record: the engine sends each
+    half in turn, down to single records; a record refused alone is dropped under this
+    error's message. The one batch-halving rule: no exporter halves a batch itself.
+    """
 
 
 class FeedbackExporter(abc.ABC):

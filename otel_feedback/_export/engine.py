@@ -58,6 +58,8 @@ _BACKGROUND_MODULES = (
     "opentelemetry.instrumentation.utils",
     "opentelemetry.exporter.otlp.proto.common._log_encoder",
     "encodings.idna",
+    "netrc",  # requests reads ~/.netrc on each request to a new host
+    "shlex",
 )
 
 

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from otel_feedback import _environment as env
 from otel_feedback._export.base import FeedbackExporter
 from otel_feedback._export.engine import Engine, FeedbackExportStats
+from otel_feedback._export.exits import deliver_before_exit
 from otel_feedback._export.spool import Spool, SpoolError
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
@@ -213,12 +214,10 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._engine.after_fork()
 
     def _in_multiprocessing_child(self) -> None:
-        # A multiprocessing child ends with os._exit, which skips atexit hooks; it runs
-        # multiprocessing's own finalizers first. Held weakly, like the atexit hook.
-        from multiprocessing import util  # noqa: PLC0415 - the module is loaded by then
-
+        # A multiprocessing worker ends with os._exit, or SIGTERM from Pool.terminate.
+        # Held weakly, like the atexit hook.
         at_exit = weakref.WeakMethod(self._at_exit)
-        util.Finalize(self, lambda: (m := at_exit()) and m(), exitpriority=10)
+        deliver_before_exit(self, lambda: (m := at_exit()) and m())
 
 
 def _flush(exporter: FeedbackExporter, timeout_millis: int) -> bool:

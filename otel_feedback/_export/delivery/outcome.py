@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_feedback._export._http import BatchRefusedError
 from otel_feedback._export.base import (
+    BatchRefusedError,
     FeedbackExporter,
     FeedbackExportResult,
     PartialFeedbackExport,
