@@ -38,8 +38,12 @@ def _process_age_s() -> float:
 class Deadline:
     """The moment by which the command must have returned: ``seconds`` after it started."""
 
-    def __init__(self, seconds: float, *, started: float | None = None) -> None:
+    def __init__(
+        self, seconds: float, *, origin: str | None = None, started: float | None = None
+    ) -> None:
         self.seconds = seconds
+        self.origin = origin or f"--timeout {seconds:g}"
+        """Where the bound comes from, to tell the user how to change it."""
         start = started if started is not None else time.monotonic() - _process_age_s()
         # Reporting and the interpreter's exit after it take a few tens of milliseconds.
         self._at = start + seconds

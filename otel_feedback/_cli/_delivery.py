@@ -194,7 +194,7 @@ class Delivery:
         self._waiting_said = True
         self._notice(
             f"waiting for delivery to {'; '.join(self.destinations)}: "
-            f"at most {self.deadline.left():.1f} s more (--timeout {self.deadline.seconds:g})"
+            f"at most {self.deadline.left():.1f} s more ({self.deadline.origin})"
         )
 
     def _not_yet(self, exporter: str) -> None:
