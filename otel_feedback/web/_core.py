@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
+from otel_feedback._log import logger
 from otel_feedback._recording.tokens import (
+    check_secret,
     read_feedback_token,
     record_feedback_from_token,
     token_feedback_id,
@@ -89,6 +92,14 @@ class Options:
             raise ValueError("body_timeout_s: must be a number of seconds above 0, below 3600")
         if key is not None and (not isinstance(key, str) or not key):
             raise ValueError("key: must be a non-empty string or None")
+        if secret is not None:
+            check_secret(secret)  # a short or blank secret is a start-up error
+        elif token_secret() is None:
+            # Read at each request, so it may be set later; until then every POST is a 500.
+            logger.warning(
+                "otel_feedback.web: no token secret yet: set %s, or pass secret=",
+                OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+            )
         return cls(
             secret=secret,
             fallback_secrets=fallback_secrets,
