@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -38,7 +38,7 @@ ALLOWED = "http://app.example:8080"
 
 
 @contextmanager
-def serve_asgi(app: Any, *, lifespan: str = "off") -> Iterator[int]:
+def serve_asgi(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[int]:
     """``app`` under uvicorn on an ephemeral port of 127.0.0.1, in a thread; yields the port."""
     import uvicorn
 
