@@ -23,6 +23,10 @@ Taking rows over rewrites their owner, which needs free disk: when that fails (a
 the rows are adopted in memory instead (this process reads, sends and deletes them as its
 own) and a warning says so. A lock on a byte of the file far past its end, one per adopted
 owner, keeps two live processes from adopting the same rows; it takes no disk space.
+A disk so full that sqlite cannot make the ``-shm`` beside a spool closed cleanly would keep
+the spool from opening at all: the spool is then opened alone (exclusive locking, the WAL's
+index in memory), its rows still delivered, other processes kept out meanwhile, and it is
+opened for sharing again at a later take-over pass once there is room.
 
 The spool holds what users wrote (comments, user ids) and what will be sent with the
 application's credentials, so it is private: the file and its ``-wal`` and ``-shm`` are 0600
@@ -115,9 +119,13 @@ class Spool:
         try:
             self._descriptor = _open_private(path, make_directory=True)
             self._connection, self._alone = self._connect_checked(self._descriptor)
+        except (sqlite3.Error, OSError) as error:
+            raise SpoolError(_describe(path, error)) from error
+        try:
             self._file = _identity(path)
             self._rows = self._count_rows()
         except (sqlite3.Error, OSError) as error:
+            self.close()
             raise SpoolError(_describe(path, error)) from error
 
     def _connect_checked(self, descriptor: int) -> tuple[sqlite3.Connection, bool]:
