@@ -278,6 +278,26 @@ def test_a_body_nested_100000_deep_is_refused(serve: Serve) -> None:
     assert within_the_limit.json() == {"error": "body: nested too deeply", "field": "body"}
 
 
+@pytest.mark.parametrize("field", ["value", "correction"])
+def test_values_nested_deeper_than_32_levels_are_400(
+    serve: Serve, global_pipeline: Pipeline, field: str
+) -> None:
+    def nested(levels: int) -> dict[str, Any]:
+        made: dict[str, Any] = {"leaf": 1}
+        for _ in range(levels - 1):
+            made = {"a": made}
+        return made
+
+    with serve() as port:
+        deepest = post(port, {"token": token(), field: nested(32)})
+        deeper = post(port, {"token": token(key="k2"), field: nested(33)})
+    assert deepest.status == 201
+    assert deeper.status == 400
+    assert deeper.json() == {"error": f"{field}: nested deeper than 32 levels", "field": field}
+    global_pipeline.flush()
+    assert len(global_pipeline.feedback.get_finished_feedback()) == 1
+
+
 def test_bad_tokens_are_403(serve: Serve, global_pipeline: Pipeline) -> None:
     good = token()
     forged = good[:-2] + ("AA" if good[-2:] != "AA" else "BB")

@@ -44,6 +44,9 @@ _RULES: Final = {
 }
 _JSON_TYPES: Final = ("application/json",)
 _DEFAULT_MAX_BODY: Final = 16 * 1024
+# Values and corrections nest at most this deep: a structure any exporter can encode, and
+# checking it needs no recursion (a parse that recursed deeper is refused as the body).
+_MAX_DEPTH: Final = 32
 _DEFAULT_BODY_TIMEOUT: Final = 10.0
 _DEFAULT_MAX_UPDATES: Final = 20
 _DEFAULT_TRACKED_TOKENS: Final = 100_000
@@ -209,6 +212,9 @@ class Endpoint:
         token = parsed.get("token")
         if not isinstance(token, str):
             return _error(400, "token", _RULES["token"], cors)
+        for name in ("value", "correction"):
+            if _depth(parsed.get(name)) > _MAX_DEPTH:
+                return _error(400, name, f"nested deeper than {_MAX_DEPTH} levels", cors)
         return self._record(token, parsed, cors)
 
     def _record(self, token: str, fields: dict[str, Any], cors: list[tuple[str, str]]) -> Answer:
@@ -241,6 +247,7 @@ class Endpoint:
                 **values,
             )
         except FeedbackTokenError:  # expired between the two checks
+            self._resubmissions.forget(decision)
             return _error(403, "token", "not valid: garbled, another secret's, or expired", cors)
         except InvalidFeedbackError as error:
             self._resubmissions.forget(decision)
@@ -283,6 +290,21 @@ class Endpoint:
             return Answer(304, common)
         body = b"" if head else SCRIPT
         return Answer(200, [*common, ("content-length", str(len(SCRIPT)))], body)
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests objects and arrays, found without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > _MAX_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _is_json(content_type: str) -> bool:
