@@ -19,7 +19,7 @@ __all__ = ["Deadline", "exit_now", "run_within"]
 
 T = TypeVar("T")
 
-_MEANWHILE_AFTER_S: Final = 1.0
+_MEANWHILE_AFTER_S: Final = 0.5
 
 
 def _process_age_s() -> float:
@@ -62,7 +62,7 @@ def run_within(
 ) -> tuple[bool, T | None]:
     """Run ``work`` on a daemon thread; ``(True, result)``, or ``(False, None)`` at the deadline.
 
-    ``meanwhile`` is called once if ``work`` is still running after a second, to say what
+    ``meanwhile`` is called once if ``work`` is still running after half a second, to say what
     the command is waiting for.
 
     For calls that cannot be given a deadline of their own (a socket that trickles a byte

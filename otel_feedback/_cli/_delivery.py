@@ -175,7 +175,7 @@ class Delivery:
     def flush(self) -> bool:
         """Wait for what was sent so far, until the deadline; ``False`` when it was not done.
 
-        After a second without delivery, the user is told what is being waited for.
+        After half a second without delivery, the user is told what is being waited for.
         """
         left = self.deadline.left()
         if left <= 0:
