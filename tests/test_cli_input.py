@@ -249,3 +249,25 @@ def test_summary_csv_neutralises_cells_a_spreadsheet_would_run(tmp_path: Path, l
     assert [(r["key"], r["source"], r["mean"]) for r in rows] == [
         (shown, shown, "-1.0")  # the number stays a number
     ]
+
+
+def test_summary_html_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "f.jsonl"
+    JsonlFeedbackExporter(path).export(exporter_records(1))
+    page = tmp_path / "no-such-folder" / "report.html"
+    done = run("summary", "--html", str(page), str(path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"{page}: cannot be written: No such file or directory" in done.stderr
+
+
+@pytest.mark.parametrize("expires_in", ["1e20", "inf", "99999999999d"])
+def test_token_expiry_too_large_is_a_usage_error(expires_in: str) -> None:
+    done = run(
+        "token", "create", "--trace-id", TRACE, "--expires-in", expires_in,
+        OTEL_PYTHON_FEEDBACK_TOKEN_SECRET="0123456789abcdef0123456789abcdef",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "--expires-in" in done.stderr
+    assert "too large" in done.stderr

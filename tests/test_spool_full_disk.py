@@ -357,3 +357,30 @@ def test_the_next_start_delivers_from_a_full_disk_with_no_room_for_the_shm(
     provider.shutdown()
     assert sorted(r.id for r in memory.get_finished_feedback()) == sorted(left)
     assert "cannot be opened for sharing" in caplog.text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_leaves_the_rows_its_parent_adopted_to_the_parent(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.sqlite"
+    _left_by_an_ended_process(path, 50)
+    spool = Spool(str(path), max_records=100_000, max_age_s=3600)
+    PageLimit(tmp_path).fill(spool)
+    assert spool.take_over() == {ROUTE: 50}
+    reading, writing = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            spool.reopen()  # as the engine does after a fork
+            PageLimit(tmp_path).fill(spool)
+            taken = sum(spool.take_over().values())
+            os.write(writing, f"{taken} {spool.count(ROUTE)}".encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as pipe:
+        child = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child == "0 0"  # the parent sends them: the child neither adopts nor reads them
+    assert spool.count(ROUTE) == 50
+    spool.close()

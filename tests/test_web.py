@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -38,11 +38,11 @@ ALLOWED = "http://app.example:8080"
 
 
 @contextmanager
-def serve_asgi(app: Any) -> Iterator[int]:
+def serve_asgi(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[int]:
     """``app`` under uvicorn on an ephemeral port of 127.0.0.1, in a thread; yields the port."""
     import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
     server = uvicorn.Server(config)
     ready = threading.Event()
     original_startup = server.startup
@@ -62,6 +62,7 @@ def serve_asgi(app: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(30)
+        assert not thread.is_alive()
 
 
 @contextmanager
@@ -275,6 +276,26 @@ def test_a_body_nested_100000_deep_is_refused(serve: Serve) -> None:
     assert over_the_limit.status == 413
     assert within_the_limit.status == 400
     assert within_the_limit.json() == {"error": "body: nested too deeply", "field": "body"}
+
+
+@pytest.mark.parametrize("field", ["value", "correction"])
+def test_values_nested_deeper_than_32_levels_are_400(
+    serve: Serve, global_pipeline: Pipeline, field: str
+) -> None:
+    def nested(levels: int) -> dict[str, Any]:
+        made: dict[str, Any] = {"leaf": 1}
+        for _ in range(levels - 1):
+            made = {"a": made}
+        return made
+
+    with serve() as port:
+        deepest = post(port, {"token": token(), field: nested(32)})
+        deeper = post(port, {"token": token(key="k2"), field: nested(33)})
+    assert deepest.status == 201
+    assert deeper.status == 400
+    assert deeper.json() == {"error": f"{field}: nested deeper than 32 levels", "field": field}
+    global_pipeline.flush()
+    assert len(global_pipeline.feedback.get_finished_feedback()) == 1
 
 
 def test_bad_tokens_are_403(serve: Serve, global_pipeline: Pipeline) -> None:
@@ -616,3 +637,46 @@ def test_the_module_ships_inside_the_package() -> None:
 
     shipped = files("otel_feedback.web").joinpath("feedback.js").read_text()
     assert "export class OtelFeedback extends HTMLElement" in shipped
+
+
+@pytest.mark.parametrize("secret", ["short", " " * 20])
+def test_a_bad_secret_is_refused_at_start_up(secret: str) -> None:
+    for make in (asgi_app, wsgi_app):
+        with pytest.raises(ValueError, match=r"^secret: "):
+            make(secret=secret)
+
+
+def test_without_a_secret_a_warning_says_which_variable(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET", raising=False)
+    asgi_app()
+    assert "set OTEL_PYTHON_FEEDBACK_TOKEN_SECRET" in caplog.text
+
+
+def test_past_max_tracked_tokens_the_least_recently_used_is_forgotten(
+    global_pipeline: Pipeline,
+) -> None:
+    first, second, third = (token(key=f"k{i}") for i in range(3))
+    with _asgi_server(max_tracked_tokens=2) as port:
+        for each in (first, second, first, third):  # third pushes out second, not first
+            assert post(port, {"token": each, "score": 1}).status == 201
+        assert post(port, {"token": first, "score": 1}).status == 201  # remembered: no record
+        assert post(port, {"token": second, "score": 1}).status == 201  # forgotten: recorded
+    global_pipeline.flush()
+    keys = [r.key for r in global_pipeline.feedback.get_finished_feedback()]
+    assert keys == ["k0", "k1", "k2", "k1"]
+
+
+def test_uvicorn_alone_runs_the_lifespan_and_refuses_websockets() -> None:
+    upgrade = (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    # Started means lifespan.startup was answered; serve_asgi checks that the server
+    # stopped, which needs lifespan.shutdown answered.
+    with serve_asgi(asgi_app(secret=SECRET), lifespan="on") as port:
+        answer, _ = raw_exchange(port, upgrade)
+        script = request(port, "GET", "/feedback.js")
+    assert status_of(answer) != 101
+    assert script.status == 200

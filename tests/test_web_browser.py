@@ -188,3 +188,40 @@ def test_a_user_rates_the_answer_changes_their_mind_and_another_origin_cannot_po
     assert seen.answers[2:] == [("OPTIONS", 403), ("POST", 403)]
     global_pipeline.flush()
     assert len(global_pipeline.feedback.get_finished_feedback()) == 2
+
+
+def test_the_component_works_from_the_keyboard_and_shows_a_refusal(
+    example_app: tuple[int, Seen], browser: Any, global_pipeline: Pipeline
+) -> None:
+    port, seen = example_app
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.get_by_label("Question").fill("How do refunds work?")
+    page.keyboard.press("Enter")  # submits the form
+    helpful = page.get_by_role("button", name="Helpful", exact=True)
+    helpful.wait_for()
+    helpful.focus()
+    page.keyboard.press("Tab")  # to "Not helpful"
+    page.keyboard.press("Enter")  # rates; the comment box takes the focus
+    page.keyboard.type("Too vague.")
+    page.keyboard.press("Tab")  # to "Send feedback"
+    page.keyboard.press("Enter")
+    status = page.get_by_role("status")
+    sync_api.expect(status).to_have_text("Sent: not helpful, “Too vague.”. Thank you!")
+    global_pipeline.flush()
+    (record,) = global_pipeline.feedback.get_finished_feedback()
+    assert (record.score, record.comment) == (0, "Too vague.")
+
+    # A token the endpoint refuses: the refusal is shown, and an event says which field.
+    page.evaluate(
+        "window.errors = [];"
+        "document.addEventListener('feedback-error', e => errors.push(e.detail));"
+        "document.querySelector('otel-feedback').setAttribute('token', 'x'.repeat(80))"
+    )
+    page.get_by_role("button", name="Send feedback").click()
+    sync_api.expect(status).to_have_text(
+        "Not sent: token: not valid: garbled, another secret's, or expired"
+    )
+    errors = page.evaluate("window.errors")
+    assert [(e["status"], e["field"]) for e in errors] == [(403, "token")]
+    assert seen.answers == [("POST", 201), ("POST", 403)]

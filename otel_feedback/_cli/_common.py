@@ -48,6 +48,9 @@ def command_deadline(timeout_s: float | None) -> Deadline:
     """The deadline of ``--timeout``; without it, ``OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT``."""
     if timeout_s is None:
         timeout_s = env.processor_options().export_timeout_millis / 1000
+        variable = env.OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT
+        origin = f"{timeout_s:g} s from {variable}; --timeout sets another"
+        return Deadline(timeout_s, origin=origin)
     return Deadline(timeout_s)
 
 

@@ -19,7 +19,7 @@ __all__ = ["Deadline", "exit_now", "run_within"]
 
 T = TypeVar("T")
 
-_MEANWHILE_AFTER_S: Final = 1.0
+_MEANWHILE_AFTER_S: Final = 0.5
 
 
 def _process_age_s() -> float:
@@ -38,8 +38,12 @@ def _process_age_s() -> float:
 class Deadline:
     """The moment by which the command must have returned: ``seconds`` after it started."""
 
-    def __init__(self, seconds: float, *, started: float | None = None) -> None:
+    def __init__(
+        self, seconds: float, *, origin: str | None = None, started: float | None = None
+    ) -> None:
         self.seconds = seconds
+        self.origin = origin or f"--timeout {seconds:g}"
+        """Where the bound comes from, to tell the user how to change it."""
         start = started if started is not None else time.monotonic() - _process_age_s()
         # Reporting and the interpreter's exit after it take a few tens of milliseconds.
         self._at = start + seconds
@@ -58,7 +62,7 @@ def run_within(
 ) -> tuple[bool, T | None]:
     """Run ``work`` on a daemon thread; ``(True, result)``, or ``(False, None)`` at the deadline.
 
-    ``meanwhile`` is called once if ``work`` is still running after a second, to say what
+    ``meanwhile`` is called once if ``work`` is still running after half a second, to say what
     the command is waiting for.
 
     For calls that cannot be given a deadline of their own (a socket that trickles a byte

@@ -175,7 +175,7 @@ class Delivery:
     def flush(self) -> bool:
         """Wait for what was sent so far, until the deadline; ``False`` when it was not done.
 
-        After a second without delivery, the user is told what is being waited for.
+        After half a second without delivery, the user is told what is being waited for.
         """
         left = self.deadline.left()
         if left <= 0:
@@ -194,7 +194,7 @@ class Delivery:
         self._waiting_said = True
         self._notice(
             f"waiting for delivery to {'; '.join(self.destinations)}: "
-            f"at most {self.deadline.left():.1f} s more (--timeout {self.deadline.seconds:g})"
+            f"at most {self.deadline.left():.1f} s more ({self.deadline.origin})"
         )
 
     def _not_yet(self, exporter: str) -> None:

@@ -91,9 +91,9 @@ def import_(ctx: click.Context, file: IO[bytes], kind: str | None, timeout: floa
             # Flushed batch by batch, so that a large file never overflows the queue.
             if waiting >= delivery.batch_size:
                 waiting = 0
-                timed_out = not delivery.flush()
-                if timed_out:
-                    delivery.say_waiting()
+                delivery.flush()
+                # Only the deadline stops the import: a batch that was refused is no reason.
+                timed_out = delivery.deadline.passed()
     if not timed_out and waiting:
         delivery.flush()
     outcome = delivery.finish()

@@ -84,7 +84,11 @@ def summary(
     if html_path is not None:
         title = "Feedback summary"
         page = html_report(records, title=title, sources=[p.name for p in files])
-        html_path.write_text(page, encoding="utf-8")
+        try:
+            html_path.write_text(page, encoding="utf-8")
+        except OSError as error:
+            err_console.print(f"{html_path}: cannot be written: {error.strerror}", markup=False)
+            ctx.exit(EXIT_REFUSED)
         err_console.print(f"wrote {html_path}", markup=False)
     ctx.exit(EXIT_REFUSED if read.unreadable else EXIT_OK)
 

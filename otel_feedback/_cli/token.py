@@ -29,10 +29,15 @@ class _Duration(click.ParamType):  # type: ignore[type-arg]
         try:
             seconds = float(number) * (unit or 1)
         except ValueError:
-            self.fail(f"must be a number of seconds, or like 90s, 15m, 3h, 2d: {value!r}")
+            self.fail(
+                f"must be a number of seconds, or like 90s, 15m, 3h, 2d: {value!r}", param, ctx
+            )
         if not seconds > 0:
             self.fail(f"must be positive: {value!r}", param, ctx)
-        return timedelta(seconds=seconds)
+        try:
+            return timedelta(seconds=seconds)
+        except (OverflowError, ValueError):
+            self.fail(f"too large: {value!r}", param, ctx)
 
 
 @click.group()

@@ -23,6 +23,10 @@ Taking rows over rewrites their owner, which needs free disk: when that fails (a
 the rows are adopted in memory instead (this process reads, sends and deletes them as its
 own) and a warning says so. A lock on a byte of the file far past its end, one per adopted
 owner, keeps two live processes from adopting the same rows; it takes no disk space.
+A disk so full that sqlite cannot make the ``-shm`` beside a spool closed cleanly would keep
+the spool from opening at all: the spool is then opened alone (exclusive locking, the WAL's
+index in memory), its rows still delivered, other processes kept out meanwhile, and it is
+opened for sharing again at a later take-over pass once there is room.
 
 The spool holds what users wrote (comments, user ids) and what will be sent with the
 application's credentials, so it is private: the file and its ``-wal`` and ``-shm`` are 0600
@@ -46,6 +50,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
@@ -87,6 +92,28 @@ class SpooledRecord(NamedTuple):
     spooled_at: float
 
 
+class _HeldFile:
+    """A descriptor held open for the spool's life; closed once, by :meth:`close` or collection.
+
+    Collected without a close, it closes quietly: a spool the engine drops is not an error.
+    """
+
+    def __init__(self, descriptor: int) -> None:
+        self._descriptor = descriptor
+        self._close = weakref.finalize(self, _close_quietly, descriptor)
+
+    def fileno(self) -> int:
+        return self._descriptor
+
+    def close(self) -> None:
+        self._close()
+
+
+def _close_quietly(descriptor: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(descriptor)
+
+
 class Spool:
     """The spool in one sqlite file; every method is safe to call from several threads.
 
@@ -113,15 +140,23 @@ class Spool:
         # rewritten them (a full disk): see take_over. Each holds a claim on the file.
         self._adopted: set[str] = set()
         try:
-            self._descriptor = _open_private(path, make_directory=True)
-            self._connection, self._alone = self._connect_checked(self._descriptor)
+            self._handle, self._connection, self._alone = self._open(make_directory=True)
+        except (sqlite3.Error, OSError) as error:
+            raise SpoolError(_describe(path, error)) from error
+        try:
             self._file = _identity(path)
             self._rows = self._count_rows()
         except (sqlite3.Error, OSError) as error:
+            self.close()
             raise SpoolError(_describe(path, error)) from error
 
-    def _connect_checked(self, descriptor: int) -> tuple[sqlite3.Connection, bool]:
-        """A connection to the file ``descriptor`` (checked private) has open; whether alone."""
+    def _open(self, *, make_directory: bool) -> tuple[_HeldFile, sqlite3.Connection, bool]:
+        """The file, checked private and held open; a connection to it; whether it is alone.
+
+        The file stays open as long as the spool (the claims are locks on it), and closes
+        with :meth:`close`, or when the spool is collected.
+        """
+        descriptor = _open_private(self.path, make_directory=make_directory)
         try:
             connection, alone = self._connect_patiently()
             if _identity(self.path) != _identity_of(descriptor):
@@ -132,7 +167,7 @@ class Spool:
             # drops every POSIX lock this process holds on it, sqlite's included.
             os.close(descriptor)
             raise
-        return connection, alone
+        return _HeldFile(descriptor), connection, alone
 
     def _connect_patiently(self) -> tuple[sqlite3.Connection, bool]:
         """A connection, and whether it had to be opened alone for want of disk space."""
@@ -232,10 +267,9 @@ class Spool:
         # description the parent keeps open, which closing the child's copy leaves alone.
         self._adopted = set()
         with contextlib.suppress(OSError):
-            os.close(self._descriptor)
+            self._handle.close()
         try:
-            self._descriptor = _open_private(self.path, make_directory=False)
-            self._connection, self._alone = self._connect_checked(self._descriptor)
+            self._handle, self._connection, self._alone = self._open(make_directory=False)
         except (sqlite3.Error, OSError) as error:
             raise SpoolError(_describe(self.path, error)) from error
         self._file = _identity(self.path)
@@ -276,8 +310,7 @@ class Spool:
                         for suffix in ("-wal", "-shm"):
                             with contextlib.suppress(FileNotFoundError):
                                 os.unlink(self.path + suffix)
-                    descriptor = _open_private(self.path, make_directory=False)
-                    fresh, alone = self._connect_checked(descriptor)
+                    handle, fresh, alone = self._open(make_directory=False)
                 try:
                     with _transaction(fresh):
                         fresh.executemany(
@@ -288,13 +321,13 @@ class Spool:
                     (count,) = fresh.execute("SELECT COUNT(*) FROM otel_feedback_spool").fetchone()
                 except BaseException:
                     fresh.close()
-                    os.close(descriptor)
+                    handle.close()  # after its connection (see close)
                     raise
             except (sqlite3.Error, OSError) as error:
                 raise SpoolError(_describe(self.path, error)) from error
             self._connection.close()
-            os.close(self._descriptor)  # after its connection; this also drops the claims
-            self._connection, self._descriptor, self._alone = fresh, descriptor, alone
+            self._handle.close()  # after its connection (see close); drops the claims too
+            self._connection, self._handle, self._alone = fresh, handle, alone
             self._adopted = set()
             self._file = _identity(self.path)
             self._rows = int(count)
@@ -332,15 +365,15 @@ class Spool:
             taken: Counter[str] = Counter()
             failures: list[str] = []
             for owner in dead:
-                if not _claim(self._descriptor, owner):
+                if not _claim(self._handle.fileno(), owner):
                     continue  # another live process has adopted them and sends them
                 try:
                     counts, failure = self._take_over_one(owner)
                 except BaseException:
-                    _release(self._descriptor, owner)
+                    _release(self._handle.fileno(), owner)
                     raise
                 if failure is None or not counts:
-                    _release(self._descriptor, owner)
+                    _release(self._handle.fileno(), owner)
                 else:
                     self._adopted.add(owner)
                     failures.append(failure)
@@ -395,7 +428,7 @@ class Spool:
             except sqlite3.OperationalError:
                 return  # still no room: they stay adopted, and are read all the same
             self._adopted.discard(owner)
-            _release(self._descriptor, owner)
+            _release(self._handle.fileno(), owner)
 
     def _owners(self) -> str:
         """Whose rows this process reads as its own (its owner and the owners it adopted).
@@ -548,7 +581,7 @@ class Spool:
             # Only after the connection: closing a descriptor of the file drops every POSIX
             # lock this process holds on it.
             with contextlib.suppress(OSError):
-                os.close(self._descriptor)
+                self._handle.close()
             self._adopted = set()
 
 

@@ -51,6 +51,7 @@ from otel_feedback._recording.target import Remote, SpanLike, resolve_target
 
 __all__ = [
     "TokenClaims",
+    "check_secret",
     "create_feedback_token",
     "read_feedback_token",
     "record_feedback_from_token",
@@ -330,6 +331,11 @@ def _secret(secret: str | bytes | None, *, name: str = "secret") -> bytes:
     if not secret.replace(b"\x00", b"").decode(errors="replace").strip():
         raise FeedbackTokenError(name, "blank: only whitespace or NUL bytes")
     return secret
+
+
+def check_secret(secret: str | bytes) -> None:
+    """Raise :class:`FeedbackTokenError` now if ``secret`` could not sign or verify a token."""
+    _secret(secret)
 
 
 def _key_bytes(key: object) -> bytes:

@@ -64,8 +64,20 @@ def asgi_app(
 
     Raises:
         ValueError: an option out of range, or an origin that is not ``scheme://host``.
+        FeedbackTokenError: ``secret`` given but too short or blank (a ``ValueError``).
     """
-    return ASGIApp(_endpoint(locals()))
+    return ASGIApp(
+        _endpoint(
+            secret=secret,
+            fallback_secrets=fallback_secrets,
+            allowed_origins=allowed_origins,
+            key=key,
+            max_body_bytes=max_body_bytes,
+            body_timeout_s=body_timeout_s,
+            max_updates_per_token=max_updates_per_token,
+            max_tracked_tokens=max_tracked_tokens,
+        )
+    )
 
 
 def wsgi_app(
@@ -94,8 +106,39 @@ def wsgi_app(
     Raises:
         ValueError: an option out of range, or an origin that is not ``scheme://host``.
     """
-    return WSGIApp(_endpoint(locals()))
+    return WSGIApp(
+        _endpoint(
+            secret=secret,
+            fallback_secrets=fallback_secrets,
+            allowed_origins=allowed_origins,
+            key=key,
+            max_body_bytes=max_body_bytes,
+            body_timeout_s=body_timeout_s,
+            max_updates_per_token=max_updates_per_token,
+            max_tracked_tokens=max_tracked_tokens,
+        )
+    )
 
 
-def _endpoint(arguments: dict[str, object]) -> _Endpoint:
-    return _Endpoint(Options.checked(**arguments))  # type: ignore[arg-type]
+def _endpoint(
+    *,
+    secret: str | bytes | None,
+    fallback_secrets: Sequence[str | bytes] | None,
+    allowed_origins: Iterable[str],
+    key: str | None,
+    max_body_bytes: int,
+    body_timeout_s: float,
+    max_updates_per_token: int,
+    max_tracked_tokens: int,
+) -> _Endpoint:
+    options = Options.checked(
+        secret=secret,
+        fallback_secrets=fallback_secrets,
+        allowed_origins=allowed_origins,
+        key=key,
+        max_body_bytes=max_body_bytes,
+        body_timeout_s=body_timeout_s,
+        max_updates_per_token=max_updates_per_token,
+        max_tracked_tokens=max_tracked_tokens,
+    )
+    return _Endpoint(options)

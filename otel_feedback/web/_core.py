@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
+from otel_feedback._log import logger
 from otel_feedback._recording.tokens import (
+    check_secret,
     read_feedback_token,
     record_feedback_from_token,
     token_feedback_id,
@@ -41,6 +44,9 @@ _RULES: Final = {
 }
 _JSON_TYPES: Final = ("application/json",)
 _DEFAULT_MAX_BODY: Final = 16 * 1024
+# Values and corrections nest at most this deep: a structure any exporter can encode, and
+# checking it needs no recursion (a parse that recursed deeper is refused as the body).
+_MAX_DEPTH: Final = 32
 _DEFAULT_BODY_TIMEOUT: Final = 10.0
 _DEFAULT_MAX_UPDATES: Final = 20
 _DEFAULT_TRACKED_TOKENS: Final = 100_000
@@ -89,6 +95,14 @@ class Options:
             raise ValueError("body_timeout_s: must be a number of seconds above 0, below 3600")
         if key is not None and (not isinstance(key, str) or not key):
             raise ValueError("key: must be a non-empty string or None")
+        if secret is not None:
+            check_secret(secret)  # a short or blank secret is a start-up error
+        elif token_secret() is None:
+            # Read at each request, so it may be set later; until then every POST is a 500.
+            logger.warning(
+                "otel_feedback.web: no token secret yet: set %s, or pass secret=",
+                OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+            )
         return cls(
             secret=secret,
             fallback_secrets=fallback_secrets,
@@ -198,6 +212,9 @@ class Endpoint:
         token = parsed.get("token")
         if not isinstance(token, str):
             return _error(400, "token", _RULES["token"], cors)
+        for name in ("value", "correction"):
+            if _depth(parsed.get(name)) > _MAX_DEPTH:
+                return _error(400, name, f"nested deeper than {_MAX_DEPTH} levels", cors)
         return self._record(token, parsed, cors)
 
     def _record(self, token: str, fields: dict[str, Any], cors: list[tuple[str, str]]) -> Answer:
@@ -230,6 +247,7 @@ class Endpoint:
                 **values,
             )
         except FeedbackTokenError:  # expired between the two checks
+            self._resubmissions.forget(decision)
             return _error(403, "token", "not valid: garbled, another secret's, or expired", cors)
         except InvalidFeedbackError as error:
             self._resubmissions.forget(decision)
@@ -272,6 +290,21 @@ class Endpoint:
             return Answer(304, common)
         body = b"" if head else SCRIPT
         return Answer(200, [*common, ("content-length", str(len(SCRIPT)))], body)
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests objects and arrays, found without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > _MAX_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _is_json(content_type: str) -> bool:
