@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace
@@ -14,6 +17,7 @@ from opentelemetry.util._once import Once
 
 from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, record_feedback
 from otel_feedback._log import reset_warnings
+from tests.disks import TinyDisk
 from tests.otlp_receiver import OTLPReceiver
 
 
@@ -107,3 +111,24 @@ def trace_judged_elsewhere(
         judge.provider.shutdown()
         _reset_global_tracer_provider()
     return trace_id, child_id
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[TinyDisk]:
+    """A 1 MiB tmpfs (skipped, saying why, where mounting is not permitted)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir(mode=0o700)
+    if sys.platform != "linux":
+        pytest.skip("a tmpfs is mounted on Linux only")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr}")
+    try:
+        yield TinyDisk(mount_point)
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

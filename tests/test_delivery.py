@@ -430,17 +430,19 @@ def test_records_past_a_full_spool_are_not_written_after_they_left(tmp_path: Pat
     assert _rows(spool) == 0
 
 
-@pytest.mark.parametrize("kind", ["missing directory", "directory", "garbage", "other table"])
+@pytest.mark.parametrize("kind", ["a file as directory", "directory", "garbage", "other table"])
 def test_a_bad_spool_path_warns_once_and_the_app_runs_on(
     tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.WARNING, logger="otel_feedback")
     path = {
-        "missing directory": tmp_path / "nowhere" / "spool.sqlite",
+        "a file as directory": tmp_path / "a-file" / "spool.sqlite",
         "directory": tmp_path,
         "garbage": tmp_path / "garbage.sqlite",
         "other table": tmp_path / "other.sqlite",
     }[kind]
+    if kind == "a file as directory":
+        path.parent.write_text("")
     if kind == "garbage":
         path.write_bytes(os.urandom(4096))
     if kind == "other table":
@@ -463,6 +465,7 @@ def test_a_bad_spool_path_warns_once_and_the_app_runs_on(
 
 def test_a_bad_spool_path_does_not_stop_auto_instrumentation(tmp_path: Path) -> None:
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    (tmp_path / "a-file").write_text("")  # where the spool's directory should be
     code = "from otel_feedback import record_feedback\nfrom opentelemetry import trace\n"
     code += "with trace.get_tracer('t').start_as_current_span('run'):\n"
     code += "    record_feedback('k', score=1)\nprint('ran')\n"
@@ -474,7 +477,7 @@ def test_a_bad_spool_path_does_not_stop_auto_instrumentation(tmp_path: Path) -> 
             OTEL_LOGS_EXPORTER="none",
             OTEL_PYTHON_FEEDBACK_EXPORTER="jsonl",
             OTEL_PYTHON_FEEDBACK_JSONL_PATH=str(tmp_path / "out.jsonl"),
-            OTEL_PYTHON_FEEDBACK_SPOOL_PATH=str(tmp_path / "no" / "such" / "dir" / "s.sqlite"),
+            OTEL_PYTHON_FEEDBACK_SPOOL_PATH=str(tmp_path / "a-file" / "s.sqlite"),
         ),
         capture_output=True,
         text=True,

@@ -8,13 +8,11 @@ the file still succeeds under it, so the rows here are made to grow).
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -24,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_feedback import Feedback, FeedbackSpanProcessor, InMemoryFeedbackExporter
 from otel_feedback._export.spool import Spool
+from tests.disks import PageLimit, TinyDisk
 
 ROUTE = "InMemoryFeedbackExporter"  # the route of the exporter that reads them back
 ENDED = "999999999"  # no process has this pid; short, so that taking the rows over grows them
@@ -64,68 +63,6 @@ def _intact(path: Path) -> bool:
         (answer,) = connection.execute("PRAGMA integrity_check").fetchone()
     connection.close()
     return bool(answer == "ok")
-
-
-def _write_until_refused(descriptor: int) -> int:
-    """Write to ``descriptor`` until the system refuses; its errno."""
-    try:
-        while True:
-            os.write(descriptor, b"\0" * 4096)
-    except OSError as error:
-        return error.errno or 0
-
-
-class TinyDisk:
-    """A 1 MiB tmpfs, filled to the last byte by a file that :meth:`free` deletes."""
-
-    def __init__(self, mount_point: Path) -> None:
-        self.mount_point = mount_point
-        self._filler = mount_point / "filler"
-
-    def fill(self, _: Spool | None = None) -> None:
-        descriptor = os.open(self._filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            assert _write_until_refused(descriptor) == errno.ENOSPC
-        finally:
-            os.close(descriptor)
-
-    def free(self, _: Spool | None = None) -> None:
-        self._filler.unlink()
-
-
-class PageLimit:
-    """sqlite's ``max_page_count`` on the spool's connection: no page past those it has."""
-
-    def __init__(self, directory: Path) -> None:
-        self.mount_point = directory
-
-    def fill(self, spool: Spool) -> None:
-        connection = spool._connection  # the limit is per connection
-        (pages,) = connection.execute("PRAGMA page_count").fetchone()
-        connection.execute(f"PRAGMA max_page_count = {int(pages)}")
-
-    def free(self, spool: Spool) -> None:
-        spool._connection.execute("PRAGMA max_page_count = 1073741823")
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[TinyDisk]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir(mode=0o700)
-    if sys.platform != "linux":
-        pytest.skip("a tmpfs is mounted on Linux only")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr}")
-    try:
-        yield TinyDisk(mount_point)
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.fixture(params=["tmpfs", "max_page_count"])
@@ -186,6 +123,7 @@ def test_adopted_rows_are_removed_and_expired_like_own_ones(tmp_path: Path) -> N
 HOLDER = """
 import sys
 from otel_feedback._export.spool import Spool
+from tests.disks import PageLimit, TinyDisk
 
 spool = Spool(sys.argv[1], max_records=100_000, max_age_s=3600)
 (pages,) = spool._connection.execute("PRAGMA page_count").fetchone()
@@ -264,6 +202,7 @@ from datetime import datetime, timezone
 from uuid import uuid4
 from otel_feedback import Feedback
 from otel_feedback._export.spool import Spool
+from tests.disks import PageLimit, TinyDisk
 
 spool = Spool(sys.argv[1], max_records=100_000, max_age_s=3600)
 now = datetime.now(timezone.utc)
@@ -337,6 +276,7 @@ def test_a_spool_with_no_room_for_its_shm_is_used_alone_until_there_is_room(
 OPEN_AND_COUNT = """
 import sys
 from otel_feedback._export.spool import Spool
+from tests.disks import PageLimit, TinyDisk
 
 spool = Spool(sys.argv[1], max_records=100_000, max_age_s=3600)
 print(spool._rows)

@@ -259,11 +259,11 @@ def test_the_processor_runs_on_without_a_refused_spool_and_says_why(
     provider = TracerProvider()
     with caplog.at_level(logging.WARNING, logger="otel_feedback"):
         processor = FeedbackSpanProcessor(memory, spool_path=link)
-    provider.add_span_processor(processor)
-    with provider.get_tracer("t").start_as_current_span("run"):
-        record_feedback("k", score=1)
-    assert processor.force_flush(10_000)
-    provider.shutdown()
+        provider.add_span_processor(processor)
+        with provider.get_tracer("t").start_as_current_span("run"):
+            record_feedback("k", score=1)
+        assert processor.force_flush(10_000)  # the spool is opened, and refused, meanwhile
+        provider.shutdown()
     assert len(memory.get_finished_feedback()) == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1

@@ -511,17 +511,16 @@ class Spool:
         limit = time.time() - self.max_age_s
         with self._lock, _transaction(self._connection):
             old = [
-                record_id
-                for (record_id,) in self._connection.execute(
-                    "SELECT id FROM otel_feedback_spool "
-                    "WHERE owner = ? AND route = ? AND spooled_at < ?",
-                    (self._owner, route, limit),
+                (rowid, record_id)
+                for rowid, record_id in self._connection.execute(
+                    "SELECT rowid, id FROM otel_feedback_spool WHERE route = ? "
+                    "AND owner IN (SELECT value FROM json_each(?)) AND spooled_at < ?",
+                    (route, self._owners(), limit),
                 )
                 if record_id not in keep
             ]
             cursor = self._connection.executemany(
-                "DELETE FROM otel_feedback_spool WHERE id = ? AND route = ? AND owner = ?",
-                [(record_id, route, self._owner) for record_id in old],
+                "DELETE FROM otel_feedback_spool WHERE rowid = ?", [(rowid,) for rowid, _ in old]
             )
             self._rows -= max(cursor.rowcount, 0)
         return len(old)

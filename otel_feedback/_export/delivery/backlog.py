@@ -123,10 +123,10 @@ class SpoolKeeper:
         try:
             self._spool = self._opener()
         except SpoolError as error:
-            logger.warning("%s; this process delivers without one", error)
+            logger.warning("%s; running without one", error)
         except Exception:  # noqa: BLE001 - the application runs on without a spool
             logger.warning(
-                "Cannot use the feedback spool %s; this process delivers without one",
+                "Cannot use the feedback spool %s; running without one",
                 self.path,
                 exc_info=True,
             )
@@ -148,7 +148,7 @@ class SpoolKeeper:
             except Exception as error:
                 raise SpoolError(
                     f"the feedback spool {self.path} cannot be opened in this forked process "
-                    f"({error})"
+                    f"({error}), which delivers without one"
                 ) from error
             return old
 
