@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import time
 import weakref
@@ -17,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from otel_feedback import _environment as env
 from otel_feedback._export.base import FeedbackExporter
 from otel_feedback._export.engine import Engine, FeedbackExportStats
-from otel_feedback._export.exits import deliver_before_exit
+from otel_feedback._export.exits import ExitHook
 from otel_feedback._export.spool import Spool, SpoolError
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
@@ -119,8 +118,8 @@ class FeedbackSpanProcessor(SpanProcessor):
         reinit = weakref.WeakMethod(self._at_fork_reinit)
         os.register_at_fork(after_in_child=lambda: (m := reinit()) and m())
         # A process that exits without shutdown() still sends what is queued.
-        at_exit = weakref.WeakMethod(self._at_exit)
-        atexit.register(lambda: (m := at_exit()) and m())
+        engine, timeout_s = self._engine, self._timeout_s
+        self._exit_hook = ExitHook(self._at_exit, lambda: engine.shutdown(timeout_s))
         import multiprocessing  # noqa: PLC0415 - a light package, needed only here
         from multiprocessing import util  # noqa: PLC0415
 
@@ -188,6 +187,7 @@ class FeedbackSpanProcessor(SpanProcessor):
             return
         self._is_shutdown = True
         unregister(self)
+        self._exit_hook.release()
         self._engine.shutdown(self._within_exit(self._timeout_s))
 
     def _within_exit(self, timeout_s: float) -> float:
@@ -215,9 +215,7 @@ class FeedbackSpanProcessor(SpanProcessor):
 
     def _in_multiprocessing_child(self) -> None:
         # A multiprocessing worker ends with os._exit, or SIGTERM from Pool.terminate.
-        # Held weakly, like the atexit hook.
-        at_exit = weakref.WeakMethod(self._at_exit)
-        deliver_before_exit(self, lambda: (m := at_exit()) and m())
+        self._exit_hook.in_worker()
 
 
 def _flush(exporter: FeedbackExporter, timeout_millis: int) -> bool:
