@@ -7,15 +7,10 @@ configuration never stops the application.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Final
 
 from opentelemetry.environment_variables import OTEL_TRACES_EXPORTER
 from opentelemetry.sdk.environment_variables import (
-    OTEL_BLRP_EXPORT_TIMEOUT,
-    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
-    OTEL_BLRP_MAX_QUEUE_SIZE,
-    OTEL_BLRP_SCHEDULE_DELAY,
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_HEADERS,
     OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
@@ -59,7 +54,6 @@ __all__ = [
     "PHOENIX_COLLECTOR_ENDPOINT",
     "PROTOCOLS",
     "SECRET_VARIABLES",
-    "ProcessorOptions",
     "exporter_names",
     "follow_trace_sampling",
     "jsonl_path",
@@ -77,7 +71,6 @@ __all__ = [
     "otlp_traces_protocol",
     "phoenix_api_key",
     "phoenix_endpoint",
-    "processor_options",
     "sdk_disabled",
     "secret_is_set",
     "spool_path",
@@ -103,25 +96,25 @@ Default ``feedback.jsonl`` in the working directory.
 OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE: Final = "OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE"
 """Records held in memory at most, in the queue and in each exporter's backlog.
 
-Default: ``OTEL_BLRP_MAX_QUEUE_SIZE``, else 16384.
+Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
 
 OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE"
 """Records per export call at most.
 
-Default: ``OTEL_BLRP_MAX_EXPORT_BATCH_SIZE``, else 512.
+Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
 
 OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY: Final = "OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY"
 """Milliseconds a partial batch waits at most.
 
-Default: ``OTEL_BLRP_SCHEDULE_DELAY``, else 1000.
+Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
 
 OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT: Final = "OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT"
 """Milliseconds ``force_flush``, ``shutdown`` and the exit of the process wait at most.
 
-Default: ``OTEL_BLRP_EXPORT_TIMEOUT``, else 30000.
+Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
 
 OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING: Final = "OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING"
@@ -145,21 +138,21 @@ OTEL_PYTHON_FEEDBACK_SPOOL_PATH: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_PATH"
 """An sqlite file that keeps records until delivered, across crashes and outages. Unset: off."""
 
 OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS"
-"""Rows the spool keeps at most (one per record and exporter); the oldest go first, counted.
+"""Rows the spool keeps at most (one per record and exporter).
 
-Default 100000.
+Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
 
 OTEL_PYTHON_FEEDBACK_SPOOL_MAX_AGE: Final = "OTEL_PYTHON_FEEDBACK_SPOOL_MAX_AGE"
 """Milliseconds a record may wait in the spool; older ones are dropped, counted.
 
-Default 604800000 (7 days).
+Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
 
 OTEL_PYTHON_FEEDBACK_RETRY_FOR: Final = "OTEL_PYTHON_FEEDBACK_RETRY_FOR"
 """Milliseconds records are held in memory for an endpoint that is down.
 
-Then they are dropped (without a spool) or wait in the spool. Default 300000.
+Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
 
 PHOENIX_COLLECTOR_ENDPOINT: Final = "PHOENIX_COLLECTOR_ENDPOINT"
@@ -444,106 +437,3 @@ def spool_path() -> str | None:
 def jsonl_path() -> str:
     """The file of the ``jsonl`` exporter."""
     return os.environ.get(OTEL_PYTHON_FEEDBACK_JSONL_PATH, "").strip() or _DEFAULT_JSONL_PATH
-
-
-@dataclass(frozen=True)
-class ProcessorOptions:
-    """The keyword options of FeedbackSpanProcessor, resolved."""
-
-    max_queue_size: int = 16384
-    max_export_batch_size: int = 512
-    schedule_delay_millis: float = 1000
-    export_timeout_millis: float = 30_000
-    retry_for_millis: float = 300_000
-    spool_max_records: int = 100_000
-    spool_max_age_millis: float = 7 * 24 * 3600 * 1000
-
-
-def processor_options(
-    *,
-    max_queue_size: int | None = None,
-    max_export_batch_size: int | None = None,
-    schedule_delay_millis: float | None = None,
-    export_timeout_millis: float | None = None,
-    retry_for_millis: float | None = None,
-    spool_max_records: int | None = None,
-    spool_max_age_millis: float | None = None,
-) -> ProcessorOptions:
-    """Each option: the argument, else our variable, else ``OTEL_BLRP_*``, else the default.
-
-    Feedback leaves as OTLP logs, so the batch log record processor's standard variables are
-    the natural knobs; ours come first so that feedback can be tuned apart from the
-    application's own logs. A bad argument raises ValueError naming it; a bad variable is
-    logged once and its default used.
-
-    Raises:
-        ValueError: an argument that is not positive, or a batch larger than the queue.
-    """
-    defaults = ProcessorOptions()
-    arguments = {
-        "max_queue_size": max_queue_size,
-        "max_export_batch_size": max_export_batch_size,
-        "schedule_delay_millis": schedule_delay_millis,
-        "export_timeout_millis": export_timeout_millis,
-        "retry_for_millis": retry_for_millis,
-        "spool_max_records": spool_max_records,
-        "spool_max_age_millis": spool_max_age_millis,
-    }
-    for name, number in arguments.items():
-        if number is not None and not number > 0:
-            raise ValueError(f"{name}: must be positive, got {number!r}")
-    variables = {
-        "max_queue_size": (OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE),
-        "max_export_batch_size": (
-            OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE,
-            OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
-        ),
-        "schedule_delay_millis": (OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY, OTEL_BLRP_SCHEDULE_DELAY),
-        "export_timeout_millis": (OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT),
-        "retry_for_millis": (OTEL_PYTHON_FEEDBACK_RETRY_FOR,),
-        "spool_max_records": (OTEL_PYTHON_FEEDBACK_SPOOL_MAX_RECORDS,),
-        "spool_max_age_millis": (OTEL_PYTHON_FEEDBACK_SPOOL_MAX_AGE,),
-    }
-    resolved: dict[str, float] = {
-        name: value if value is not None else _positive(variables[name], getattr(defaults, name))
-        for name, value in arguments.items()
-    }
-    queue, batch = resolved["max_queue_size"], resolved["max_export_batch_size"]
-    if batch > queue:
-        if max_export_batch_size is not None and max_queue_size is not None:
-            raise ValueError(
-                f"max_export_batch_size: must not exceed max_queue_size ({queue}), got {batch}"
-            )
-        if batch != defaults.max_export_batch_size:  # a default larger than the queue: fit it
-            _bad_value(
-                OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE,
-                str(batch),
-                f"at most the queue size {queue}",
-                queue,
-            )
-        resolved["max_export_batch_size"] = queue
-    return ProcessorOptions(
-        max_queue_size=int(resolved["max_queue_size"]),
-        max_export_batch_size=int(resolved["max_export_batch_size"]),
-        schedule_delay_millis=resolved["schedule_delay_millis"],
-        export_timeout_millis=resolved["export_timeout_millis"],
-        retry_for_millis=resolved["retry_for_millis"],
-        spool_max_records=int(resolved["spool_max_records"]),
-        spool_max_age_millis=resolved["spool_max_age_millis"],
-    )
-
-
-def _positive(names: tuple[str, ...], default: int | float) -> int:
-    for name in names:
-        raw = os.environ.get(name, "").strip()
-        if not raw:
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value > 0:
-            return value
-        _bad_value(name, raw, "a positive integer", default)
-        return int(default)
-    return int(default)

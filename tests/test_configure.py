@@ -21,6 +21,7 @@ from otel_feedback import (
     record_feedback,
 )
 from otel_feedback import _environment as env
+from otel_feedback._options import ProcessorOptions, processor_options
 from tests.otlp_receiver import OTLPReceiver
 
 
@@ -91,13 +92,13 @@ def test_exporter_none_sets_nothing_up(
 
 
 def test_processor_options_ours_then_blrp_then_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert env.processor_options() == env.ProcessorOptions()
+    assert processor_options() == ProcessorOptions()
     monkeypatch.setenv("OTEL_BLRP_MAX_QUEUE_SIZE", "100")
     monkeypatch.setenv("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "10")
     monkeypatch.setenv(env.OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE, "300")
     monkeypatch.setenv(env.OTEL_PYTHON_FEEDBACK_SCHEDULE_DELAY, "5")
     monkeypatch.setenv("OTEL_BLRP_EXPORT_TIMEOUT", "700")
-    assert env.processor_options() == env.ProcessorOptions(
+    assert processor_options() == ProcessorOptions(
         max_queue_size=300,
         max_export_batch_size=10,
         schedule_delay_millis=5,
@@ -111,8 +112,8 @@ def test_a_bad_size_warns_naming_variable_and_value(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="otel_feedback")
     monkeypatch.setenv(env.OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE, bad)
-    assert env.processor_options().max_queue_size == env.ProcessorOptions().max_queue_size
-    assert env.processor_options().max_queue_size == env.ProcessorOptions().max_queue_size
+    assert processor_options().max_queue_size == ProcessorOptions().max_queue_size
+    assert processor_options().max_queue_size == ProcessorOptions().max_queue_size
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1
     assert f"OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE={bad!r}" in warned[0]
@@ -124,7 +125,7 @@ def test_a_batch_larger_than_the_queue_is_clamped(
     caplog.set_level(logging.WARNING, logger="otel_feedback")
     monkeypatch.setenv(env.OTEL_PYTHON_FEEDBACK_MAX_QUEUE_SIZE, "10")
     monkeypatch.setenv(env.OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE, "50")
-    options = env.processor_options()
+    options = processor_options()
     assert (options.max_queue_size, options.max_export_batch_size) == (10, 10)
     assert "OTEL_PYTHON_FEEDBACK_MAX_EXPORT_BATCH_SIZE" in caplog.records[0].getMessage()
 

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from otel_feedback import _environment as env
 from otel_feedback._cli._deadline import Deadline
+from otel_feedback._options import processor_options
 
 __all__ = [
     "EXIT_OK",
@@ -47,7 +48,7 @@ def notice(message: str) -> None:
 def command_deadline(timeout_s: float | None) -> Deadline:
     """The deadline of ``--timeout``; without it, ``OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT``."""
     if timeout_s is None:
-        timeout_s = env.processor_options().export_timeout_millis / 1000
+        timeout_s = processor_options().export_timeout_millis / 1000
         variable = env.OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT
         origin = f"{timeout_s:g} s from {variable}; --timeout sets another"
         return Deadline(timeout_s, origin=origin)

@@ -33,6 +33,7 @@ from otel_feedback._export.base import (
 )
 from otel_feedback._export.processor import FeedbackSpanProcessor
 from otel_feedback._model import Feedback
+from otel_feedback._options import processor_options
 
 __all__ = ["Delivery", "NoExporterError", "Notice", "Outcome"]
 
@@ -152,7 +153,7 @@ class Delivery:
         self.destinations = [destination_of(name) for name in names]
         self.exporter_names = [type(e).__name__ for e in exporters]
         self._watched = [_Watched(e, type(e).__name__, self._not_yet) for e in exporters]
-        options = env.processor_options()
+        options = processor_options()
         # The other options come from the environment, as for any processor built in code.
         left_ms = max(1.0, deadline.left() * 1000)
         self.processor = FeedbackSpanProcessor(

@@ -22,6 +22,7 @@ from otel_feedback._cli._probes import (
 )
 from otel_feedback._cli._redact import safe_url, scrub
 from otel_feedback._cli._vendor_probes import probe_langfuse, probe_langsmith, probe_mlflow
+from otel_feedback._options import processor_options
 
 __all__ = ["doctor"]
 
@@ -97,7 +98,7 @@ def _settings(names: tuple[str, ...], spool: str | None) -> Table:
     if "jsonl" in names:
         setting("jsonl file", env.jsonl_path())
     setting("spool", f"on: {spool}" if spool else "off")
-    options = env.processor_options()
+    options = processor_options()
     setting(
         "processor",
         f"queue {options.max_queue_size}, batch {options.max_export_batch_size}, "

@@ -20,6 +20,7 @@ from otel_feedback._export.exits import ExitHook
 from otel_feedback._export.spool import Spool, SpoolError
 from otel_feedback._log import logger
 from otel_feedback._model import Feedback
+from otel_feedback._options import ProcessorOptions, processor_options
 from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register, unregister
 from otel_feedback._recording.roots import note_root
 from otel_feedback._sdk import processors_of_provider
@@ -58,17 +59,20 @@ class FeedbackSpanProcessor(SpanProcessor):
         schedule_delay_millis: longest wait before a partial batch leaves (default 1000;
             with a spool, records are taken in at once).
         export_timeout_millis: how long ``force_flush`` and ``shutdown`` (and the exit of a
-            process that never called it) wait at most (default 30000), for everything.
+            process that never called it) wait at most, for everything (default 30000).
         retry_for_millis: how long records are held in memory for an endpoint that is down
-            (default 300000); then they are dropped, or without a spool, or stay in the
-            spool.
+            (default 300000); then they are dropped, or, with a spool, stay in it.
         meter_provider: where the ``otel_feedback.records.*`` counters go; default global.
         spool_path: an sqlite file that keeps every record until each exporter is done with
             it, across crashes and outages; ``""`` for none (default
-            ``OTEL_PYTHON_FEEDBACK_SPOOL_PATH``, else none).
+            ``OTEL_PYTHON_FEEDBACK_SPOOL_PATH``, else none). Opened in the background.
         spool_max_records: rows the spool keeps at most (one per record and exporter);
-            default 100000.
-        spool_max_age_millis: age after which a spooled record is dropped (default 7 days).
+            past it, records wait in memory (default 100000).
+        spool_max_age_millis: age after which a spooled record is dropped (default
+            604800000, 7 days).
+
+    The defaults and the variables read for each option are one table,
+    ``otel_feedback._options.PROCESSOR_OPTIONS``.
 
     Raises:
         ValueError: for a non-positive size or delay, or a batch larger than the queue.
@@ -89,7 +93,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         spool_max_age_millis: float | None = None,
     ) -> None:
         exporters = _exporters(exporter)
-        options = env.processor_options(
+        options = processor_options(
             max_queue_size=max_queue_size,
             max_export_batch_size=max_export_batch_size,
             schedule_delay_millis=schedule_delay_millis,
@@ -238,7 +242,7 @@ def _exporters(exporter: object) -> tuple[FeedbackExporter, ...]:
 
 
 def _spool_opener(
-    spool_path: str | os.PathLike[str] | None, options: env.ProcessorOptions
+    spool_path: str | os.PathLike[str] | None, options: ProcessorOptions
 ) -> tuple[str, Callable[[], Spool]] | None:
     """The spool's path and how to open it.
 

@@ -29,6 +29,7 @@ from otel_feedback._sdk import (
     CarryingEvent,
     add_carrying_event,
     cut_by_limits,
+    event_list,
     processors_of_provider,
     processors_of_span,
     watch_evictions,
@@ -120,7 +121,7 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
     The span's final correlation attributes (``gen_ai.response.id``, LangSmith's ids) go
     with each item: the span's attributes no longer change once it has ended.
     """
-    events = getattr(span, "_events", None)
+    events = event_list(span)
     if events is not None and not events:
         return _NOTHING
     context = span.context
