@@ -22,7 +22,7 @@ from otel_feedback._export.jsonl import JsonlFeedbackExporter
 from otel_feedback._export.langfuse import LangfuseFeedbackExporter
 from otel_feedback._export.langsmith import LangSmithFeedbackExporter
 from otel_feedback._export.mlflow import MLflowFeedbackExporter
-from otel_feedback._export.otlp import GRPC_EXTRA_MISSING, OTLPFeedbackExporter
+from otel_feedback._export.otlp import OTLPFeedbackExporter
 from otel_feedback._export.phoenix import PhoenixFeedbackExporter
 from otel_feedback._export.processor import FeedbackSpanProcessor
 from otel_feedback._log import logger, warn_once
@@ -141,8 +141,37 @@ def exporters_from_names(names: Sequence[str], resource: Resource) -> list[Feedb
     return built
 
 
+def _otlp_feedback_exporter(resource: Resource) -> OTLPFeedbackExporter:
+    """The OTLP exporter the environment asks for; over HTTP beside it if gRPC is missing.
+
+    opentelemetry-distro makes gRPC the default protocol, and the gRPC exporter is an extra:
+    rather than lose every record, feedback goes over OTLP/HTTP to the same receiver's HTTP
+    port, said once at start-up with the install command.
+    """
+    try:
+        return OTLPFeedbackExporter(resource=resource)
+    except ImportError:
+        if env.otlp_logs_protocol() != env.PROTOCOL_GRPC:
+            raise
+    endpoint = env.http_endpoint_beside_grpc(env.otlp_logs_endpoint(), "/v1/logs")
+    _warn_grpc_missing("feedback", endpoint)
+    return OTLPFeedbackExporter(
+        protocol=env.PROTOCOL_HTTP_PROTOBUF, endpoint=endpoint, resource=resource
+    )
+
+
+def _warn_grpc_missing(what: str, endpoint: str) -> None:
+    warn_once(
+        f"grpc-fallback:{what}",
+        "The OTLP protocol is grpc but the gRPC exporter is not installed: sending %s over "
+        "OTLP/HTTP to %s instead. For gRPC: pip install 'otel-feedback[grpc]'",
+        what,
+        endpoint,
+    )
+
+
 _FACTORIES: dict[str, Callable[[Resource], FeedbackExporter]] = {
-    "otlp": lambda resource: OTLPFeedbackExporter(resource=resource),
+    "otlp": _otlp_feedback_exporter,
     "console": lambda _resource: ConsoleFeedbackExporter(),
     "jsonl": lambda _resource: JsonlFeedbackExporter(env.jsonl_path()),
     "phoenix": lambda _resource: PhoenixFeedbackExporter(),
@@ -172,11 +201,16 @@ def _span_exporter_from_environment() -> SpanExporter | None:
                 OTLPSpanExporter as GrpcSpanExporter,
             )
         except ImportError:
-            warn_once("missing:grpc-spans", "No span exporter: %s", GRPC_EXTRA_MISSING)
-            return None
+            endpoint = env.http_endpoint_beside_grpc(env.otlp_traces_grpc_endpoint(), "/v1/traces")
+            _warn_grpc_missing("spans", endpoint)
+            return _http_span_exporter(endpoint)
         return GrpcSpanExporter()
+    return _http_span_exporter()
+
+
+def _http_span_exporter(endpoint: str | None = None) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter as HttpSpanExporter,
     )
 
-    return HttpSpanExporter()
+    return HttpSpanExporter(endpoint=endpoint)

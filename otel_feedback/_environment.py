@@ -6,8 +6,10 @@ configuration never stops the application.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.environment_variables import OTEL_TRACES_EXPORTER
 from opentelemetry.sdk.environment_variables import (
@@ -17,6 +19,7 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_LOGS_HEADERS,
     OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
     OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_SDK_DISABLED,
 )
@@ -50,12 +53,16 @@ __all__ = [
     "OTEL_PYTHON_FEEDBACK_SPOOL_PATH",
     "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET",
     "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS",
+    "OTLP_GRPC_PORT",
+    "OTLP_HTTP_PORT",
     "PHOENIX_API_KEY",
     "PHOENIX_COLLECTOR_ENDPOINT",
     "PROTOCOLS",
     "SECRET_VARIABLES",
     "exporter_names",
     "follow_trace_sampling",
+    "grpc_exporter_installed",
+    "http_endpoint_beside_grpc",
     "jsonl_path",
     "langfuse_base_url",
     "langfuse_keys",
@@ -68,6 +75,7 @@ __all__ = [
     "otlp_logs_endpoint",
     "otlp_logs_headers",
     "otlp_logs_protocol",
+    "otlp_traces_grpc_endpoint",
     "otlp_traces_protocol",
     "phoenix_api_key",
     "phoenix_endpoint",
@@ -227,6 +235,10 @@ SECRET_VARIABLES: Final = (
     LANGFUSE_SECRET_KEY,
 )
 """Variables whose values are secrets: reported as set or unset, never shown."""
+OTLP_GRPC_PORT: Final = 4317
+"""The OTLP/gRPC port by convention."""
+OTLP_HTTP_PORT: Final = 4318
+"""The OTLP/HTTP port by convention: a receiver that takes gRPC on 4317 takes HTTP here."""
 _DEFAULT_HTTP_LOGS_ENDPOINT: Final = "http://localhost:4318/v1/logs"
 _DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 _NO_EXPORTER: Final = "none"
@@ -316,6 +328,47 @@ def otlp_logs_endpoint() -> str:
     if generic:
         return generic.rstrip("/") + "/v1/logs"
     return _DEFAULT_HTTP_LOGS_ENDPOINT
+
+
+def otlp_traces_grpc_endpoint() -> str:
+    """Where the SDK's OTLP/gRPC span exporter sends: the signal's variable, the generic one."""
+    for name in (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            return raw
+    return _DEFAULT_GRPC_ENDPOINT
+
+
+def grpc_exporter_installed() -> bool:
+    """Whether the SDK's OTLP/gRPC exporters can be imported (the ``grpc`` extra)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None
+    except ImportError:
+        return False
+
+
+def http_endpoint_beside_grpc(endpoint: str, path: str) -> str:
+    """The OTLP/HTTP URL of the receiver that serves OTLP/gRPC at ``endpoint``.
+
+    The scheme and host are kept (``http`` when the endpoint has none, as gRPC endpoints
+    may be written), port 4317 becomes 4318 by the OTLP convention (any other port is kept),
+    and ``path`` (``/v1/logs`` or ``/v1/traces``) is appended::
+
+        http_endpoint_beside_grpc("http://collector:4317", "/v1/logs")
+        # 'http://collector:4318/v1/logs'
+    """
+    endpoint = endpoint.strip()
+    if "://" not in endpoint:
+        endpoint = "http://" + endpoint
+    parts = urlsplit(endpoint)
+    netloc = parts.netloc
+    try:
+        port = parts.port
+    except ValueError:  # not a number: left as it is, for the exporter to report
+        port = None
+    if port == OTLP_GRPC_PORT:
+        netloc = f"{netloc.rpartition(':')[0]}:{OTLP_HTTP_PORT}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + path, parts.query, ""))
 
 
 def otlp_logs_headers() -> dict[str, str]:
