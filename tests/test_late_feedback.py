@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otel_feedback import InvalidFeedbackError, record_feedback
 from otel_feedback import _attributes as a
 from otel_feedback._decode import decode
-from tests.conftest import Pipeline, make_pipeline
+from tests.conftest import Pipeline, _reset_global_tracer_provider, make_pipeline
 from tests.otlp_receiver import OTLPReceiver
 
 
@@ -182,7 +183,6 @@ SPAN = "b7ad6b7169203331"
         ({"traceparent": f"ff-{TRACE}-{SPAN}-01"}, "traceparent", "version"),
         ({"traceparent": f"00-{TRACE}-{SPAN}-01-extra"}, "traceparent", "format"),
         ({"traceparent": 5}, "traceparent", "string"),
-        ({"span": SpanContext(0, 0, False)}, "span", "not valid"),
         ({"span": "a span"}, "span", "a Span, a ReadableSpan or a SpanContext"),
     ],
 )
@@ -191,6 +191,63 @@ def test_bad_targets_name_the_argument(arguments: dict[str, Any], field: str, re
         record_feedback("k", score=1, **arguments)
     assert caught.value.field == field
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("span", "reason"),
+    [
+        (SpanContext(0, 0, False), "the SpanContext is not valid"),
+        (trace.INVALID_SPAN, "the span has no valid SpanContext"),
+    ],
+)
+def test_a_span_with_no_valid_context_is_refused_while_tracing_is_on(
+    global_pipeline: Pipeline, span: trace.Span | SpanContext, reason: str
+) -> None:
+    with pytest.raises(InvalidFeedbackError) as caught:
+        record_feedback("k", score=1, span=span)
+    assert caught.value.field == "span"
+    assert reason in str(caught.value)
+
+
+@pytest.fixture
+def tracing_off() -> Iterator[None]:
+    """No SDK TracerProvider set: every tracer hands out the API's no-op span."""
+    _reset_global_tracer_provider()
+    yield
+    _reset_global_tracer_provider()
+
+
+@pytest.mark.usefixtures("tracing_off")
+def test_a_no_op_span_while_tracing_is_off_is_like_no_span(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with trace.get_tracer("tests").start_as_current_span("answer") as span:
+        assert not span.get_span_context().is_valid
+        with caplog.at_level(logging.WARNING, logger="otel_feedback"):
+            assert record_feedback("k", score=1, span=span) is None
+            assert record_feedback("k", score=1, span=span.get_span_context()) is None
+            assert record_feedback("k", score=1, span=trace.INVALID_SPAN) is None
+    assert record_feedback("k", score=1, span=SpanContext(0, 0, False)) is None
+    assert [r.levelname for r in caplog.records] == ["WARNING"]  # the no-span warning
+    assert "not recorded" in caplog.text
+
+
+@pytest.mark.usefixtures("tracing_off")
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"span": "a span"}, "span"),
+        ({"span": trace.INVALID_SPAN, "trace_id": TRACE}, "trace_id"),
+        ({"trace_id": "xyz"}, "trace_id"),
+        ({"traceparent": "garbage"}, "traceparent"),
+    ],
+)
+def test_malformed_targets_are_refused_while_tracing_is_off(
+    arguments: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidFeedbackError) as caught:
+        record_feedback("k", score=1, **arguments)
+    assert caught.value.field == field
 
 
 def test_a_sampled_out_current_span_sends_the_record_directly(pipeline: Pipeline) -> None:

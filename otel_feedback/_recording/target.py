@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
+from otel_feedback import _environment as env
 from otel_feedback._codec import run_attributes_of
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import IdLike, parse_span_id, parse_trace_id, parse_traceparent
+from otel_feedback._log import logger
 
-__all__ = ["Remote", "SpanLike", "Target", "current_target", "resolve_target"]
+__all__ = [
+    "Remote",
+    "SpanLike",
+    "Target",
+    "current_target",
+    "resolve_target",
+    "tracing_off",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +60,13 @@ def resolve_target(
 ) -> Target:
     """The run the caller means; with no argument given, the current span's.
 
+    A span whose context is not valid (all-zero ids) while tracing is off is no run at all,
+    like no span: that is the span every tracer hands out with no SDK set up, so code that
+    passes its span on must run unchanged without tracing (in unit tests, say).
+
     Raises:
-        InvalidFeedbackError: conflicting targets, or a malformed or all-zero id.
+        InvalidFeedbackError: conflicting targets, a malformed or all-zero id, a ``span``
+            that is not a span, or a span with no valid context while tracing is on.
     """
     given = [
         name
@@ -79,6 +94,9 @@ def resolve_target(
         return current_target()
     if isinstance(span, trace.SpanContext):
         if not span.is_valid:
+            if tracing_off():
+                _no_run()
+                return None
             raise InvalidFeedbackError("span", "the SpanContext is not valid (all-zero ids)")
         return _prefer_current(_remote_of(span))
     if isinstance(span, trace.Span) and span.is_recording():
@@ -91,6 +109,9 @@ def resolve_target(
             "span", f"must be a Span, a ReadableSpan or a SpanContext, got {type(span).__name__}"
         )
     if not context.is_valid:
+        if tracing_off():
+            _no_run()
+            return None
         raise InvalidFeedbackError("span", "the span has no valid SpanContext")
     attributes = getattr(span, "attributes", None)
     return Remote(
@@ -103,10 +124,51 @@ def resolve_target(
     )
 
 
+def tracing_off() -> bool:
+    """Whether no SDK TracerProvider is set globally: every span is the API's no-op span."""
+    return not isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def current_target() -> Target:
     """The current span when it records, else its ids when it has any."""
     current = trace.get_current_span()
-    return current if current.is_recording() else _remote_of(current.get_span_context())
+    if current.is_recording():
+        return current
+    target = _remote_of(current.get_span_context())
+    if target is None:
+        _no_run()
+    return target
+
+
+_AUTO_INSTRUMENTATION = "opentelemetry.instrumentation.auto_instrumentation"
+_explained = False
+
+
+def _no_run() -> None:
+    """No run to attach feedback to: say once why when opentelemetry-instrument set up nothing.
+
+    opentelemetry-distro makes OTLP/gRPC the default, and when the gRPC exporter is missing
+    the SDK's start-up fails before any instrumentor runs: no span records, and no processor
+    exports feedback. The first feedback that finds no run says so, with the fix.
+    """
+    global _explained  # noqa: PLW0603 - checked once per process
+    if _explained:
+        return
+    _explained = True
+    if (
+        _AUTO_INSTRUMENTATION in sys.modules
+        and tracing_off()
+        and not env.sdk_disabled()
+        and env.otlp_traces_protocol() == env.PROTOCOL_GRPC
+        and not env.grpc_exporter_installed()
+    ):
+        logger.error(
+            "opentelemetry-instrument set up no tracing: the OTLP protocol is grpc "
+            "(opentelemetry-distro's default) but the gRPC exporter is not installed, so no "
+            "span and no feedback is exported. Install it: pip install 'otel-feedback[grpc]'; "
+            "or use OTLP/HTTP: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and the endpoint's "
+            "HTTP port (4318)"
+        )
 
 
 def _remote_of(context: trace.SpanContext) -> Remote | None:
