@@ -146,7 +146,6 @@ def record_feedback(
     now_ns = time.time_ns() // 1000 * 1000  # the record keeps microseconds: stay exact
     if feedback_source_type.__class__ is not str and isinstance(feedback_source_type, Enum):
         feedback_source_type = feedback_source_type.value
-    record: Feedback | None = None
     # The common call (a key, a score, a string value, a comment) takes cheap checks only;
     # its record is built from its event when exported. Anything else is validated now.
     if (
@@ -164,6 +163,7 @@ def record_feedback(
         and feedback_group_id is None
         and _plain(key, score, value, comment, feedback_source_type)
     ):
+        record: Feedback | None = None
         id_number = random_uuid4_int()
         attributes = encode_plain(
             key,
@@ -174,38 +174,30 @@ def record_feedback(
             feedback_source_type,  # type: ignore[arg-type] # _plain() made sure it is a str
         )
     else:
-        try:
-            record = _validated(
-                {
-                    "id": random_uuid4()
-                    if feedback_id is None
-                    else as_uuid(feedback_id, "feedback_id"),
-                    "created_at": datetime_from_ns(now_ns),
-                    "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
-                    "run_id": uuid_from_span_id(judged_span) if judged_span else None,
-                    "key": key,
-                    "score": score,
-                    "value": value,
-                    "comment": comment,
-                    "correction": correction,
-                    "feedback_source": _source(
-                        feedback_source_type, source_info, source_run_id, user_id
-                    ),
-                    "session_id": session_id,
-                    "comparative_experiment_id": comparative_experiment_id,
-                    "feedback_group_id": feedback_group_id,
-                    "extra": extra,
-                    "feedback_config": _as_dict(feedback_config, "feedback_config")
-                    if isinstance(feedback_config, Mapping)
-                    else feedback_config,
-                    "error": error,
-                    "start_time": start_time,
-                }
-            )
-        except InvalidFeedbackError:
-            if sdk_disabled():
-                return None
-            raise
+        record = _checked_record(
+            now_ns,
+            judged_trace,
+            judged_span,
+            key=key,
+            score=score,
+            value=value,
+            comment=comment,
+            correction=correction,
+            source_type=feedback_source_type,
+            source_info=source_info,
+            source_run_id=source_run_id,
+            user_id=user_id,
+            feedback_id=feedback_id,
+            feedback_config=feedback_config,
+            comparative_experiment_id=comparative_experiment_id,
+            feedback_group_id=feedback_group_id,
+            extra=extra,
+            error=error,
+            session_id=session_id,
+            start_time=start_time,
+        )
+        if record is None:
+            return None  # invalid, but the SDK is disabled: it refuses nothing
         attributes = encode(record)
         id_number = record.id.int
     recorded = RecordedFeedback._made(  # noqa: SLF001 - the handle's maker
@@ -316,6 +308,65 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _checked_record(
+    now_ns: int,
+    judged_trace: int,
+    judged_span: int,
+    *,
+    key: str,
+    score: bool | int | float | None,
+    value: bool | int | float | str | dict[str, Any] | None,
+    comment: str | None,
+    correction: dict[str, Any] | str | None,
+    source_type: object,
+    source_info: Mapping[str, Any] | None,
+    source_run_id: UUIDLike | None,
+    user_id: UUIDLike | None,
+    feedback_id: UUIDLike | None,
+    feedback_config: FeedbackConfig | Mapping[str, Any] | None,
+    comparative_experiment_id: UUIDLike | None,
+    feedback_group_id: UUIDLike | None,
+    extra: dict[str, Any] | None,
+    error: bool | None,
+    session_id: UUIDLike | None,
+    start_time: datetime | None,
+) -> Feedback | None:
+    """The record of a call beyond the cheap checks, validated now.
+
+    None when it is invalid but the SDK is disabled, which records nothing and refuses nothing.
+    """
+    try:
+        return _validated(
+            {
+                "id": random_uuid4()
+                if feedback_id is None
+                else as_uuid(feedback_id, "feedback_id"),
+                "created_at": datetime_from_ns(now_ns),
+                "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
+                "run_id": uuid_from_span_id(judged_span) if judged_span else None,
+                "key": key,
+                "score": score,
+                "value": value,
+                "comment": comment,
+                "correction": correction,
+                "feedback_source": _source(source_type, source_info, source_run_id, user_id),
+                "session_id": session_id,
+                "comparative_experiment_id": comparative_experiment_id,
+                "feedback_group_id": feedback_group_id,
+                "extra": extra,
+                "feedback_config": _as_dict(feedback_config, "feedback_config")
+                if isinstance(feedback_config, Mapping)
+                else feedback_config,
+                "error": error,
+                "start_time": start_time,
+            }
+        )
+    except InvalidFeedbackError:
+        if sdk_disabled():
+            return None
+        raise
 
 
 def _validated(fields: dict[str, Any]) -> Feedback:
