@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+import pytest
+
 from otel_feedback import Feedback
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -178,3 +180,64 @@ def test_llm_pipeline_sends_feedback_where_the_environment_says(tmp_path: Path) 
     )
     assert len(records) == 15
     assert_llm_pipeline_feedback(spans, records)
+
+
+INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
+KEY_LINE = re.compile(r'^  "key": "(?P<key>[^"]+)",$', re.MULTILINE)
+
+
+def run_example(name: str, *, instrumented: bool) -> subprocess.CompletedProcess[str]:
+    """``examples/<name>`` with spans printed nowhere and feedback on the console."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_"))}
+    env.update(
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_PYTHON_FEEDBACK_EXPORTER="console",
+    )
+    command = [str(INSTRUMENT)] if instrumented else []
+    return subprocess.run(
+        [*command, sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,  # exit 0
+        env=env,
+    )
+
+
+def printed_keys(stdout: str) -> list[str]:
+    """The keys of the records ConsoleFeedbackExporter printed, sorted."""
+    return sorted(match["key"] for match in KEY_LINE.finditer(stdout))
+
+
+EXPECTED_KEYS = {
+    "quickstart.py": ["correctness", "user_feedback"],
+    "zero_code_app.py": ["correctness", "retrieval_hit", "user_rating"],
+    "llm_pipeline.py": sorted(
+        ["retrieval_hit"] * 4 + ["cites_sources"] * 4 + ["correctness"] * 5 + ["user_rating"] * 2
+    ),
+}
+
+
+@pytest.mark.parametrize("instrumented", [False, True], ids=["plain", "instrumented"])
+@pytest.mark.parametrize("name", sorted(EXPECTED_KEYS))
+def test_every_example_runs_with_and_without_opentelemetry_instrument(
+    name: str, instrumented: bool
+) -> None:
+    done = run_example(name, instrumented=instrumented)
+    assert "Traceback" not in done.stderr, done.stderr
+    if name == "zero_code_app.py" and not instrumented:
+        # No tracing at all: the app runs as it would in its unit tests, feedback unrecorded.
+        assert "Refunds are possible" in done.stdout
+        assert printed_keys(done.stdout) == []
+        assert "was not recorded" in done.stderr
+        return
+    assert printed_keys(done.stdout) == EXPECTED_KEYS[name]
+
+
+def test_the_web_example_is_run_by_the_web_tests() -> None:
+    pytest.skip(
+        "examples/web_app.py is a server: tests/test_web_browser.py serves it under uvicorn "
+        "and drives its page in a browser; run alone it stays up until stopped"
+    )
