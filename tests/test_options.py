@@ -1,4 +1,4 @@
-"""The processor's options: one table, which the README and the docstring are held to."""
+"""The processor's options: one table, which the docs and the docstring are held to."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from otel_feedback._options import (
     processor_options,
 )
 
-README = Path(__file__).parent.parent / "README.md"
+# The environment variables table of the documentation site.
+CONFIGURATION = Path(__file__).parent.parent / "docs" / "configuration.md"
 
 
 def test_the_readme_table_is_the_options_table() -> None:
-    text = README.read_text()
+    text = CONFIGURATION.read_text()
     for row in markdown_rows():
         assert row in text
     variables = {o.variable for o in PROCESSOR_OPTIONS}
