@@ -31,6 +31,7 @@ import pytest
 
 from otel_feedback import Feedback
 from tests.otlp_receiver import OTLPReceiver
+from tests.test_first_snippet import FIRST_SNIPPET
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -194,6 +195,7 @@ def test_python_block_runs(block: Block, receiver: OTLPReceiver, tmp_path: Path)
 def test_the_readmes_first_snippet_prints_its_feedback_at_once(tmp_path: Path) -> None:
     # No collector anywhere: the console exporter prints the record, in under 2 s.
     [first] = [b for b in PYTHON if b.page.name == "README.md" and "Console" in b.code]
+    assert first.code == FIRST_SNIPPET  # tests/test_first_snippet.py's copy is the README's
     script = tmp_path / "first.py"
     script.write_text(first.code)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTEST_"))}
