@@ -88,26 +88,49 @@ class Intake(Generic[Item]):
             self._put(items[start : start + self._batch_size])
 
     def _put(self, items: Sequence[Item]) -> None:
+        if self._closed:
+            self._ledger.refuse(len(items), "recorded after the processor shut down")
+            return
+        queue = self._queue
+        before = len(queue)
+        if before + len(items) > self._max_queue:
+            self._put_when_full(items)
+            return
+        # The common path takes no lock of the intake's (it runs on the application's
+        # threads for every span with feedback): deque.extend is atomic, counting comes
+        # first so that the intake never takes in what is not counted yet, and threads
+        # racing here overshoot the bound by their own few items at most.
+        self._ledger.receive(len(items))
+        queue.extend(items)
+        if (self._keeper is not None and before == 0) or (
+            before < self._batch_size <= before + len(items)
+        ):
+            # With a spool, every record is taken in (and written) at once.
+            self.wake()
+        if self._closed:
+            self._lost_after_close()  # raced with close(): counted, not stranded
+
+    def _put_when_full(self, items: Sequence[Item]) -> None:
         with self._cv:
-            if self._closed:
-                self._ledger.refuse(len(items), "recorded after the processor shut down")
-                return
             queue = self._queue
-            if len(queue) + len(items) > self._max_queue and self._room_coming():
+            if self._room_coming():
                 self._cv.notify_all()
                 self._cv.wait_for(lambda: len(queue) + len(items) <= self._max_queue, ROOM_WAIT_S)
-            room = max(self._max_queue - len(queue), 0)
-            taken = items[:room]
-            before = len(queue)
-            queue.extend(taken)
+            taken = items[: max(self._max_queue - len(queue), 0)]
             self._ledger.receive(len(taken))
+            queue.extend(taken)
             if len(taken) < len(items):
                 self._ledger.refuse(len(items) - len(taken), "the feedback queue is full")
-            if (self._keeper is not None and before == 0) or (
-                before < self._batch_size <= len(queue)
-            ):
-                # With a spool, every record is taken in (and written) at once.
-                self._cv.notify_all()
+            self._cv.notify_all()
+        if self._closed:
+            self._lost_after_close()
+
+    def _lost_after_close(self) -> None:
+        with self._cv:
+            left = len(self._queue)
+            self._queue.clear()
+        if left:
+            self._ledger.unqueue(left, "recorded after the processor shut down")
 
     def _room_coming(self) -> bool:
         # With the lock held: whether the intake would take items in soon.
