@@ -68,6 +68,30 @@ def resolve_target(
         InvalidFeedbackError: conflicting targets, a malformed or all-zero id, a ``span``
             that is not a span, or a span with no valid context while tracing is on.
     """
+    _check_one_way(span, trace_id, run_id, traceparent)
+    if trace_id is not None:
+        span_id = 0 if run_id is None else parse_span_id(run_id, "run_id")
+        return _prefer_current(Remote(parse_trace_id(trace_id, "trace_id"), span_id, True))
+    if traceparent is not None:
+        return _prefer_current(_parse_traceparent(traceparent))
+    if span is None:
+        return current_target()
+    if isinstance(span, trace.SpanContext):
+        if not span.is_valid:
+            return _invalid("the SpanContext is not valid (all-zero ids)")
+        return _prefer_current(_remote_of(span))
+    if isinstance(span, trace.Span) and span.is_recording():
+        return span
+    return _ended(span)
+
+
+def _check_one_way(
+    span: SpanLike | None,
+    trace_id: IdLike | None,
+    run_id: IdLike | None,
+    traceparent: str | None,
+) -> None:
+    """Refuse targets given more than one way, and a run_id without its trace_id."""
     given = [
         name
         for name, value in (("span", span), ("trace_id", trace_id), ("traceparent", traceparent))
@@ -85,23 +109,18 @@ def resolve_target(
             else "is required with run_id: OpenTelemetry places feedback inside its trace"
         )
         raise InvalidFeedbackError(field, reason)
-    if trace_id is not None:
-        span_id = 0 if run_id is None else parse_span_id(run_id, "run_id")
-        return _prefer_current(Remote(parse_trace_id(trace_id, "trace_id"), span_id, True))
-    if traceparent is not None:
-        return _prefer_current(_parse_traceparent(traceparent))
-    if span is None:
-        return current_target()
-    if isinstance(span, trace.SpanContext):
-        if not span.is_valid:
-            if tracing_off():
-                _no_run()
-                return None
-            raise InvalidFeedbackError("span", "the SpanContext is not valid (all-zero ids)")
-        return _prefer_current(_remote_of(span))
-    if isinstance(span, trace.Span) and span.is_recording():
-        return span
-    # An ended SDK span, or a ReadableSpan as exporters and evaluators hold them.
+
+
+def _invalid(reason: str) -> Target:
+    """A span with no valid context: no run (None) while tracing is off, else an error."""
+    if tracing_off():
+        _no_run()
+        return None
+    raise InvalidFeedbackError("span", reason)
+
+
+def _ended(span: object) -> Target:
+    """An ended SDK span, or a ReadableSpan as exporters and evaluators hold them."""
     get_context = getattr(span, "get_span_context", None)
     context = get_context() if callable(get_context) else None
     if not isinstance(context, trace.SpanContext):
@@ -109,10 +128,7 @@ def resolve_target(
             "span", f"must be a Span, a ReadableSpan or a SpanContext, got {type(span).__name__}"
         )
     if not context.is_valid:
-        if tracing_off():
-            _no_run()
-            return None
-        raise InvalidFeedbackError("span", "the span has no valid SpanContext")
+        return _invalid("the span has no valid SpanContext")
     attributes = getattr(span, "attributes", None)
     return Remote(
         context.trace_id,
