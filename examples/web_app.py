@@ -36,6 +36,7 @@ from otel_feedback import current_run
 from otel_feedback.web import asgi_app
 
 tracer = trace.get_tracer("web-app-example")
+FEEDBACK_KEY = "user_rating"
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -116,7 +117,7 @@ def answer(question: str) -> dict[str, Any]:
         run = current_run()
         if run is None:  # tracing is off: there is no run to rate
             return {"answer": reply, "run": None, "feedback_token": None}
-        token = run.feedback_token(key="user_rating")
+        token = run.feedback_token(key=FEEDBACK_KEY)
     return {"answer": reply, "run": run.as_dict(), "feedback_token": token}
 
 
@@ -144,8 +145,9 @@ def create_app(**endpoint_options: Any) -> FastAPI:
     def ask(body: Question) -> dict[str, Any]:
         return answer(body.question)
 
-    # The three lines of the README: the endpoint and its module under /feedback/.
-    app.mount("/feedback", asgi_app(**endpoint_options))
+    # The three lines of the README: the endpoint and its module under /feedback/, taking
+    # only the key the page's tokens are minted for (a token for another key gets 403).
+    app.mount("/feedback", asgi_app(**{"keys": [FEEDBACK_KEY], **endpoint_options}))
     return app
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -70,9 +71,8 @@ def serve_wsgi(app: Any, **adjustments: Any) -> Iterator[int]:
     """``app`` under waitress on an ephemeral port of 127.0.0.1, in a thread; yields the port."""
     import waitress.server
 
-    created = waitress.server.create_server(
-        app, host="127.0.0.1", port=0, threads=4, clear_untrusted_proxy_headers=True, **adjustments
-    )
+    settings = {"threads": 4, "clear_untrusted_proxy_headers": True, **adjustments}
+    created = waitress.server.create_server(app, host="127.0.0.1", port=0, **settings)
     assert isinstance(created, waitress.server.TcpWSGIServer)
     server: Any = created  # its socket map is not in the stubs
     port = int(created.getsockname()[1])
@@ -198,33 +198,48 @@ def test_feedback_is_recorded_on_the_tokens_run(serve: Serve, global_pipeline: P
     assert record.feedback_source.type == "app"
 
 
-def test_a_resubmission_updates_the_same_feedback_and_a_repeat_is_not_exported(
+def test_every_submission_is_exported_under_the_tokens_id_up_to_the_bound(
     serve: Serve, global_pipeline: Pipeline
 ) -> None:
     one = token()
-    with serve(max_updates_per_token=3) as port:
+    with serve(max_updates_per_token=4) as port:
         first = post(port, {"token": one, "score": 0})
-        # A double click: answered with the same id, recorded once.
-        again = [post(port, {"token": one, "score": 0}) for _ in range(5)]
+        # A double click: exported again under the same id, which receivers upsert.
+        again = post(port, {"token": one, "score": 0})
         changed = post(port, {"token": one, "score": 1, "comment": "on second thought"})
-        third = post(port, {"token": one, "score": 1})
-        refused = post(port, {"token": one, "score": 0, "comment": "and again"})
-        # The same values as the last recorded ones still answer with the id.
-        repeat = post(port, {"token": one, "score": 1})
-    ids = {first.json()["id"], changed.json()["id"], third.json()["id"], repeat.json()["id"]}
+        back = post(port, {"token": one, "score": 0})
+        refused = post(port, {"token": one, "score": 1})
+    ids = {first.json()["id"], again.json()["id"], changed.json()["id"], back.json()["id"]}
     assert len(ids) == 1
-    assert [r.status for r in [first, *again, changed, third, repeat]] == [201] * 9
-    assert {r.json()["id"] for r in again} == ids
+    assert [r.status for r in [first, again, changed, back]] == [201] * 4
     assert refused.status == 429
     assert refused.json() == {"error": "token: too many updates with this token", "field": "token"}
     global_pipeline.flush()
     records = global_pipeline.feedback.get_finished_feedback()
     assert [(r.score, r.comment) for r in records] == [
         (0, None),
+        (0, None),
         (1, "on second thought"),
-        (1, None),
+        (0, None),
     ]
     assert {str(r.id) for r in records} == ids
+
+
+def test_with_two_workers_a_rating_changed_back_is_exported(global_pipeline: Pipeline) -> None:
+    # Two apps are two worker processes: each has its own memory of the token. The user
+    # rates 0 (worker A), changes to 1 (worker B), and back to 0 (worker A again).
+    one = token()
+    with _asgi_server() as worker_a, _wsgi_server() as worker_b:
+        answers = [
+            post(worker_a, {"token": one, "score": 0}),
+            post(worker_b, {"token": one, "score": 1}),
+            post(worker_a, {"token": one, "score": 0}),
+        ]
+    assert [a.status for a in answers] == [201, 201, 201]
+    global_pipeline.flush()
+    records = global_pipeline.feedback.get_finished_feedback()
+    assert [r.score for r in records] == [0, 1, 0]  # the last one exported is the user's
+    assert len({r.id for r in records}) == 1
 
 
 @pytest.mark.parametrize(
@@ -604,6 +619,17 @@ def test_mounted_in_fastapi_and_in_flask(global_pipeline: Pipeline) -> None:
         ({"allowed_origins": "https://app.example"}, "allowed_origins"),
         ({"allowed_origins": ["app.example"]}, "allowed_origins"),
         ({"allowed_origins": ["https://app.example/path"]}, "allowed_origins"),
+        ({"allowed_origins": ["https://app.example?q"]}, "allowed_origins"),
+        ({"allowed_origins": ["https://*.example.com"]}, "allowed_origins"),
+        ({"allowed_origins": ["*.example.com"]}, "allowed_origins"),
+        ({"allowed_origins": ["ftp://app.example"]}, "allowed_origins"),
+        ({"allowed_origins": ["chrome-extension://abcdef"]}, "allowed_origins"),
+        ({"allowed_origins": ["https://app.example:99999"]}, "allowed_origins"),
+        ({"keys": "user_rating"}, "keys"),
+        ({"keys": []}, "keys"),
+        ({"keys": [""]}, "keys"),
+        ({"keys": ["a"], "key": "b"}, "keys"),
+        ({"trust_forwarded_headers": "yes"}, "trust_forwarded_headers"),
         ({"max_body_bytes": 0}, "max_body_bytes"),
         ({"max_body_bytes": True}, "max_body_bytes"),
         ({"body_timeout_s": 0}, "body_timeout_s"),
@@ -658,14 +684,14 @@ def test_past_max_tracked_tokens_the_least_recently_used_is_forgotten(
     global_pipeline: Pipeline,
 ) -> None:
     first, second, third = (token(key=f"k{i}") for i in range(3))
-    with _asgi_server(max_tracked_tokens=2) as port:
+    with _asgi_server(max_tracked_tokens=2, max_updates_per_token=2) as port:
         for each in (first, second, first, third):  # third pushes out second, not first
             assert post(port, {"token": each, "score": 1}).status == 201
-        assert post(port, {"token": first, "score": 1}).status == 201  # remembered: no record
-        assert post(port, {"token": second, "score": 1}).status == 201  # forgotten: recorded
+        assert post(port, {"token": first, "score": 1}).status == 429  # remembered: 2 made
+        assert post(port, {"token": second, "score": 1}).status == 201  # forgotten: counts anew
     global_pipeline.flush()
     keys = [r.key for r in global_pipeline.feedback.get_finished_feedback()]
-    assert keys == ["k0", "k1", "k2", "k1"]
+    assert keys == ["k0", "k1", "k0", "k2", "k1"]
 
 
 def test_uvicorn_alone_runs_the_lifespan_and_refuses_websockets() -> None:
@@ -680,3 +706,235 @@ def test_uvicorn_alone_runs_the_lifespan_and_refuses_websockets() -> None:
         script = request(port, "GET", "/feedback.js")
     assert status_of(answer) != 101
     assert script.status == 200
+
+
+# --- the endpoint's set-up: processor, secret, proxies, origins, keys ----------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+FRESH_APP = """
+import sys
+from otel_feedback.web import asgi_app, wsgi_app
+
+app = (asgi_app if sys.argv[-1] == "asgi" else wsgi_app)(secret={secret!r}, keys=["user_rating"])
+"""
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+@pytest.mark.parametrize("sdk_disabled", [False, True])
+def test_in_an_app_with_no_feedback_processor_the_endpoint_answers_503_and_says_why(
+    tmp_path: Any, kind: str, sdk_disabled: bool
+) -> None:
+    from tests.server_process import ServerProcess
+
+    # The README's lines in a fresh app, without otel_feedback.configure(): a server
+    # process of its own, where nothing set up a FeedbackSpanProcessor.
+    (tmp_path / "fresh_app.py").write_text(FRESH_APP.format(secret=SECRET))
+    port = _free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    if sdk_disabled:
+        environment["OTEL_SDK_DISABLED"] = "true"
+    serve_code = (
+        "import sys, fresh_app, uvicorn, waitress\n"
+        "if sys.argv[-1] == 'asgi':\n"
+        f"    uvicorn.run(fresh_app.app, host='127.0.0.1', port={port}, log_level='warning')\n"
+        "else:\n"
+        f"    waitress.serve(fresh_app.app, host='127.0.0.1', port={port})\n"
+    )
+    server = ServerProcess(
+        [sys.executable, "-c", serve_code, kind],
+        port=port,
+        log=tmp_path / "server.log",
+        environment=environment,
+        health_path="/feedback.js",
+    )
+    try:
+        replies = [post(port, {"token": token(), "score": 0}) for _ in range(2)]
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    if sdk_disabled:  # recording is off by choice: taken, and nothing is recorded
+        assert [(r.status, r.json()) for r in replies] == [(201, {"id": None})] * 2
+        assert "503" not in log
+        return
+    assert [(r.status, r.json()) for r in replies] == [
+        (503, {"error": "feedback: not set up on this server", "field": "feedback"})
+    ] * 2
+    assert log.count("call otel_feedback.configure()") == 1
+    assert "add a FeedbackSpanProcessor" in log
+    assert token() not in log
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("shortSECRET", "too short"), (" \t " * 8, "blank"), ("\n" * 20, "blank")],
+)
+def test_an_unusable_secret_variable_is_reported_at_creation_and_at_the_first_500(
+    serve: Serve,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    value: str,
+    reason: str,
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_FEEDBACK_TOKEN_SECRET", value)
+    with caplog.at_level("WARNING", logger="otel_feedback"), serve(secret=None) as port:
+        at_creation = caplog.text
+        replies = [post(port, {"token": token(), "score": 1}) for _ in range(3)]
+    assert [r.status for r in replies] == [500] * 3
+    assert replies[0].json() == {
+        "error": "secret: the server has no usable token secret",
+        "field": "secret",
+    }
+    assert "OTEL_PYTHON_FEEDBACK_TOKEN_SECRET is not a usable token secret" in at_creation
+    assert reason in at_creation
+    after = caplog.text[len(at_creation) :]
+    assert after.count("feedback POSTs answer 500: OTEL_PYTHON_FEEDBACK_TOKEN_SECRET") == 1
+    assert reason in after
+    if value.strip():
+        assert value not in caplog.text
+
+
+def test_behind_a_proxy_that_rewrites_host_the_site_may_post_when_listed_or_trusted(
+    global_pipeline: Pipeline,
+) -> None:
+    # nginx's default: Host is the upstream's name; X-Forwarded-* say what the browser saw.
+    behind = {
+        "Host": "feedback_upstream",
+        "Origin": "https://app.example",
+        "X-Forwarded-Host": "app.example",
+        "X-Forwarded-Proto": "https",
+    }
+    forged = {**behind, "X-Forwarded-Host": "elsewhere.example"}
+    statuses: dict[str, list[int]] = {}
+    servers: dict[str, Serve] = {
+        "asgi": _asgi_server,
+        # waitress keeps X-Forwarded-* only when told to; with trusted_proxy it rewrites
+        # Host itself (docs/web.md).
+        "wsgi": lambda **o: serve_wsgi(
+            wsgi_app(secret=SECRET, **o), clear_untrusted_proxy_headers=False
+        ),
+    }
+    for kind, server in servers.items():
+        with server() as port:
+            refused = post(port, {"token": token(), "score": 1}, **behind)
+        with server(trust_forwarded_headers=True) as port:
+            trusted = post(port, {"token": token(key="k1"), "score": 1}, **behind)
+            other_host = post(port, {"token": token(key="k2"), "score": 1}, **forged)
+        with server(allowed_origins=["https://app.example:443"]) as port:
+            listed = post(port, {"token": token(key="k3"), "score": 1}, **behind)
+        statuses[kind] = [r.status for r in (refused, trusted, other_host, listed)]
+        assert refused.json()["field"] == "origin"
+    assert statuses == {"asgi": [403, 201, 403, 201], "wsgi": [403, 201, 403, 201]}
+
+
+def test_allowed_origins_drop_default_ports_and_star_allows_every_origin(
+    global_pipeline: Pipeline,
+) -> None:
+    with _asgi_server(allowed_origins=["HTTPS://App.Example:443", "http://b.example:80/"]) as port:
+        https = post(port, {"token": token(key="k1"), "score": 1}, Origin="https://app.example")
+        http = post(port, {"token": token(key="k2"), "score": 1}, Origin="http://b.example")
+    with _asgi_server(allowed_origins=["*"]) as port:
+        anywhere = post(port, {"token": token(key="k3"), "score": 1}, Origin="http://any.example")
+        preflight = request(
+            port,
+            "OPTIONS",
+            "/",
+            headers={"Origin": "http://any.example", "Access-Control-Request-Method": "POST"},
+        )
+    assert (https.status, http.status) == (201, 201)
+    assert https.headers["access-control-allow-origin"] == "https://app.example"
+    assert anywhere.status == 201
+    assert preflight.status == 204
+    # "*", never the origin echoed: browsers refuse it for requests with credentials.
+    assert anywhere.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in anywhere.headers
+
+
+def test_an_origin_with_user_info_is_refused_without_showing_it() -> None:
+    with pytest.raises(ValueError, match=r"^allowed_origins: .*user info") as refused:
+        asgi_app(secret=SECRET, allowed_origins=["https://user:hunter2@app.example"])
+    assert "hunter2" not in str(refused.value)
+    assert "app.example" in str(refused.value)
+
+
+def test_with_keys_a_token_for_another_key_is_403(
+    serve: Serve, global_pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serve(keys=["user_rating"]) as port:
+        rating = post(port, {"token": token(), "score": 1})
+        internal = post(port, {"token": token(key="internal_quality"), "score": 1})
+        any_key = post(port, {"token": token(key=None), "score": 1})
+    assert rating.status == 201
+    assert internal.status == 403
+    assert internal.json() == {
+        "error": "token: does not allow this endpoint's key",
+        "field": "token",
+    }
+    assert any_key.status == 400  # a token for any key needs key= to name one
+    assert "no keys= given" not in caplog.text
+    global_pipeline.flush()
+    assert [r.key for r in global_pipeline.feedback.get_finished_feedback()] == ["user_rating"]
+
+
+def test_without_keys_a_warning_says_any_key_is_accepted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wsgi_app(secret=SECRET)
+    assert "no keys= given: feedback is recorded under any key a valid token names" in caplog.text
+    caplog.clear()
+    asgi_app(secret=SECRET, key="user_rating")  # one key named: nothing to warn about
+    assert caplog.text == ""
+
+
+GUNICORN_APP = """
+from otel_feedback.web import wsgi_app
+
+app = wsgi_app(secret={secret!r}, keys=["user_rating"], body_timeout_s=1)
+"""
+
+
+def test_under_gunicorn_a_slow_client_is_answered_408_and_the_worker_kept(tmp_path: Any) -> None:
+    gunicorn = pytest.importorskip("gunicorn")
+    from tests.server_process import ServerProcess
+
+    (tmp_path / "slow_app.py").write_text(GUNICORN_APP.format(secret=SECRET))
+    port = _free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    # One sync worker and gunicorn's own timeout far above the endpoint's.
+    command = [sys.executable, "-m", "gunicorn", "-w", "1", "--timeout", "60"]
+    server = ServerProcess(
+        [*command, "-b", f"127.0.0.1:{port}", "slow_app:app"],
+        port=port,
+        log=tmp_path / "gunicorn.log",
+        environment=environment,
+        health_path="/feedback.js",
+    )
+    head = (
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n"
+    )
+    try:
+        workers_before = [c.pid for c in _children(server.process.pid)]
+        answer, _ = raw_exchange(port, head + b'{"tok')  # and never the rest
+        served = post(port, {"token": "x" * 80, "score": 1})
+        workers_after = [c.pid for c in _children(server.process.pid)]
+    finally:
+        server.stop()
+    assert gunicorn is not None
+    assert status_of(answer) == 408
+    assert served.status == 403
+    assert workers_after == workers_before  # the worker answered; none was killed
+
+
+def _children(pid: int) -> list[Any]:
+    psutil = pytest.importorskip("psutil")
+    children: list[Any] = psutil.Process(pid).children()
+    return children

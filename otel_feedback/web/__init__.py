@@ -12,7 +12,7 @@ FastAPI::
 
     from otel_feedback.web import asgi_app
 
-    app.mount("/feedback", asgi_app())
+    app.mount("/feedback", asgi_app(keys=["user_rating"]))
 
 The statuses, limits and the rules for resubmissions are in docs/web.md.
 """
@@ -35,6 +35,8 @@ def asgi_app(
     fallback_secrets: Sequence[str | bytes] | None = None,
     allowed_origins: Iterable[str] = (),
     key: str | None = None,
+    keys: Iterable[str] | None = None,
+    trust_forwarded_headers: bool = False,
     max_body_bytes: int = 16 * 1024,
     body_timeout_s: float = 10.0,
     max_updates_per_token: int = 20,
@@ -45,25 +47,35 @@ def asgi_app(
     Example::
 
         app = FastAPI()
-        app.mount("/feedback", asgi_app(allowed_origins=["https://app.example"]))
+        app.mount("/feedback", asgi_app(keys=["user_rating"]))
 
     Args:
         secret: the token secret; default ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET``, read at
             each request (so a rotation needs no restart).
         fallback_secrets: earlier secrets that still verify; default
             ``OTEL_PYTHON_FEEDBACK_TOKEN_SECRET_FALLBACKS``.
-        allowed_origins: other origins (``https://host[:port]``) whose pages may post; the
-            app's own origin always may. Others get 403, and no CORS headers.
-        key: the feedback key to record; default the token's own (a token that allows any
-            key then needs this).
+        allowed_origins: other origins (``https://host[:port]``, a default port dropped)
+            whose pages may post; the app's own origin always may. Others get 403, and no
+            CORS headers. ``"*"``: every origin may (the token is the credential).
+        key: the feedback key to record for a token that allows any key; a token that
+            names another key is then refused (403).
+        keys: the keys accepted from tokens that name one (403 for others). Without it
+            (and without ``key``), any key a valid token names is recorded, internal ones
+            included, and a warning says so at creation.
+        trust_forwarded_headers: also take an ``Origin`` that matches
+            ``X-Forwarded-Proto``/``X-Forwarded-Host`` as the app's own. Only behind a
+            proxy that sets them itself; listing the site in ``allowed_origins`` is
+            simpler and needs no trust.
         max_body_bytes: the largest body taken (413 above it), checked against
             ``Content-Length`` before reading and while reading.
         body_timeout_s: the time a client has to send the whole body (408 after it).
-        max_updates_per_token: records one token may make, changes included (429 after).
-        max_tracked_tokens: tokens whose last submission is remembered, per process.
+        max_updates_per_token: records one token may make in this process, repeats
+            included (429 after); N worker processes allow up to N times as many.
+        max_tracked_tokens: tokens whose record count is remembered, per process.
 
     Raises:
-        ValueError: an option out of range, or an origin that is not ``scheme://host``.
+        ValueError: an option out of range, or an origin that could never match an
+            ``Origin`` header (a wildcard, user info, a path, a scheme other than http(s)).
         FeedbackTokenError: ``secret`` given but too short or blank (a ``ValueError``).
     """
     return ASGIApp(
@@ -72,6 +84,8 @@ def asgi_app(
             fallback_secrets=fallback_secrets,
             allowed_origins=allowed_origins,
             key=key,
+            keys=keys,
+            trust_forwarded_headers=trust_forwarded_headers,
             max_body_bytes=max_body_bytes,
             body_timeout_s=body_timeout_s,
             max_updates_per_token=max_updates_per_token,
@@ -86,6 +100,8 @@ def wsgi_app(
     fallback_secrets: Sequence[str | bytes] | None = None,
     allowed_origins: Iterable[str] = (),
     key: str | None = None,
+    keys: Iterable[str] | None = None,
+    trust_forwarded_headers: bool = False,
     max_body_bytes: int = 16 * 1024,
     body_timeout_s: float = 10.0,
     max_updates_per_token: int = 20,
@@ -104,7 +120,7 @@ def wsgi_app(
         app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/feedback": wsgi_app()})
 
     Raises:
-        ValueError: an option out of range, or an origin that is not ``scheme://host``.
+        ValueError: as :func:`asgi_app`.
     """
     return WSGIApp(
         _endpoint(
@@ -112,6 +128,8 @@ def wsgi_app(
             fallback_secrets=fallback_secrets,
             allowed_origins=allowed_origins,
             key=key,
+            keys=keys,
+            trust_forwarded_headers=trust_forwarded_headers,
             max_body_bytes=max_body_bytes,
             body_timeout_s=body_timeout_s,
             max_updates_per_token=max_updates_per_token,
@@ -126,6 +144,8 @@ def _endpoint(
     fallback_secrets: Sequence[str | bytes] | None,
     allowed_origins: Iterable[str],
     key: str | None,
+    keys: Iterable[str] | None,
+    trust_forwarded_headers: bool,
     max_body_bytes: int,
     body_timeout_s: float,
     max_updates_per_token: int,
@@ -136,6 +156,8 @@ def _endpoint(
         fallback_secrets=fallback_secrets,
         allowed_origins=allowed_origins,
         key=key,
+        keys=keys,
+        trust_forwarded_headers=trust_forwarded_headers,
         max_body_bytes=max_body_bytes,
         body_timeout_s=body_timeout_s,
         max_updates_per_token=max_updates_per_token,

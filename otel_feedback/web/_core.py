@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from otel_feedback._environment import OTEL_PYTHON_FEEDBACK_TOKEN_SECRET, token_secret
+from otel_feedback._environment import (
+    OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+    follow_trace_sampling,
+    sdk_disabled,
+    token_secret,
+)
 from otel_feedback._errors import FeedbackTokenError, InvalidFeedbackError
-from otel_feedback._log import logger
+from otel_feedback._log import logger, warn_once
+from otel_feedback._recording.handoff import direct_sinks
 from otel_feedback._recording.tokens import (
     check_secret,
     read_feedback_token,
@@ -42,6 +48,8 @@ _RULES: Final = {
     "correction": "must be a string or a JSON object",
     "key": "the token names no key and the endpoint sets none",
 }
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_ORIGIN_FORM: Final = 'each must be scheme://host[:port], e.g. https://app.example, or "*"'
 _JSON_TYPES: Final = ("application/json",)
 _DEFAULT_MAX_BODY: Final = 16 * 1024
 # Values and corrections nest at most this deep: a structure any exporter can encode, and
@@ -62,6 +70,8 @@ class Options:
     fallback_secrets: Sequence[str | bytes] | None = None
     allowed_origins: frozenset[str] = frozenset()
     key: str | None = None
+    keys: frozenset[str] | None = None
+    trust_forwarded_headers: bool = False
     max_body_bytes: int = _DEFAULT_MAX_BODY
     body_timeout_s: float = _DEFAULT_BODY_TIMEOUT
     max_updates_per_token: int = _DEFAULT_MAX_UPDATES
@@ -75,6 +85,8 @@ class Options:
         fallback_secrets: Sequence[str | bytes] | None,
         allowed_origins: Iterable[str],
         key: str | None,
+        keys: Iterable[str] | None,
+        trust_forwarded_headers: bool,
         max_body_bytes: int,
         body_timeout_s: float,
         max_updates_per_token: int,
@@ -95,19 +107,24 @@ class Options:
             raise ValueError("body_timeout_s: must be a number of seconds above 0, below 3600")
         if key is not None and (not isinstance(key, str) or not key):
             raise ValueError("key: must be a non-empty string or None")
-        if secret is not None:
-            check_secret(secret)  # a short or blank secret is a start-up error
-        elif token_secret() is None:
-            # Read at each request, so it may be set later; until then every POST is a 500.
-            logger.warning(
-                "otel_feedback.web: no token secret yet: set %s, or pass secret=",
-                OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+        accepted = _keys(keys, key)
+        if not isinstance(trust_forwarded_headers, bool):
+            raise ValueError("trust_forwarded_headers: must be True or False")
+        if key is None and accepted is None:
+            warn_once(
+                "web-any-key",
+                "otel_feedback.web: no keys= given: feedback is recorded under any key a valid "
+                "token names, internal ones included; pass keys=[...] with the keys the "
+                "page's tokens are minted for",
             )
+        _check_secret_at_start(secret)
         return cls(
             secret=secret,
             fallback_secrets=fallback_secrets,
             allowed_origins=origins,
             key=key,
+            keys=accepted,
+            trust_forwarded_headers=trust_forwarded_headers,
             max_body_bytes=max_body_bytes,
             body_timeout_s=float(body_timeout_s),
             max_updates_per_token=max_updates_per_token,
@@ -115,16 +132,95 @@ class Options:
         )
 
 
+def _check_secret_at_start(secret: str | bytes | None) -> None:
+    """Refuse a bad ``secret=``; warn (never showing it) about a missing or bad variable."""
+    if secret is not None:
+        check_secret(secret)  # a short or blank secret is a start-up error
+        return
+    # The variable is read at each request, so it may be fixed later; until then every
+    # POST is a 500.
+    from_environment = token_secret()
+    if from_environment is None:
+        logger.warning(
+            "otel_feedback.web: no token secret yet: set %s, or pass secret=; until then "
+            "every feedback POST answers 500",
+            OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+        )
+        return
+    try:
+        check_secret(from_environment)
+    except FeedbackTokenError as error:
+        logger.warning(
+            "otel_feedback.web: %s is not a usable token secret (%s): every feedback POST "
+            "answers 500 until it is fixed",
+            OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+            error.reason,
+        )
+
+
+def _keys(keys: Iterable[str] | None, key: str | None) -> frozenset[str] | None:
+    if keys is None:
+        return None
+    if isinstance(keys, str):
+        raise ValueError("keys: must be a list of keys, not one string")
+    accepted = frozenset(keys)
+    if not accepted or not all(isinstance(k, str) and k for k in accepted):
+        raise ValueError("keys: must be a non-empty list of non-empty strings")
+    if key is not None and key not in accepted:
+        raise ValueError("keys: must include key=, the key recorded for tokens that name none")
+    return accepted
+
+
 def _origin(text: object) -> str:
-    """``scheme://host[:port]`` in lower case, as browsers send it in ``Origin``."""
+    """``scheme://host[:port]`` in lower case, as browsers send it in ``Origin``; or ``*``.
+
+    A default port is dropped (browsers never send it); what could never match an
+    ``Origin`` header (a wildcard, user info, a path, another scheme) is refused.
+    """
     if not isinstance(text, str):
         raise ValueError("allowed_origins: each origin must be a string")
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+    entry = text.strip()
+    if entry == "*":
+        return "*"
+    parts = urlsplit(entry)
+    if "@" in parts.netloc:
+        # Named without what precedes the @: it may be a password.
+        shown = f"{parts.scheme}://…@{parts.netloc.rpartition('@')[2]}"
         raise ValueError(
-            "allowed_origins: each must be scheme://host[:port], e.g. https://app.example"
+            f"allowed_origins: {shown!r} has user info, which an Origin never has; " + _ORIGIN_FORM
         )
-    return f"{parts.scheme}://{parts.netloc}".lower()
+
+    def refused(why: str) -> ValueError:
+        return ValueError(f"allowed_origins: {entry!r} {why}; {_ORIGIN_FORM}")
+
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise refused("is not an http or https origin")
+    if "*" in parts.netloc:
+        raise refused("has a wildcard, which matches nothing: list each origin")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or entry.endswith(("?", "#")):
+        raise refused("has a path, query or fragment, which an Origin never has")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise refused("has a port that is not a number from 0 to 65535") from None
+    if not host:
+        raise refused("has no host")
+    return _same_origin(scheme, f"[{host}]" if ":" in host else host, port)
+
+
+def _same_origin(scheme: str, host: str, port: int | None) -> str:
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _origins_of_host(schemes: Iterable[str], host: str) -> set[str]:
+    """The origins a page served as ``host`` (a Host header's value) has, per scheme."""
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+    if not colon or not port.isdigit():
+        name, port = host, ""
+    return {_same_origin(s, name, int(port) if port else None) for s in schemes}
 
 
 @dataclass(frozen=True)
@@ -225,19 +321,30 @@ class Endpoint:
             )
         except FeedbackTokenError as error:
             if error.field != "token":  # no usable secret: the server's fault, not the user's
+                warn_once(
+                    "web-no-secret",
+                    "otel_feedback.web: feedback POSTs answer 500: %s: %s",
+                    "secret=" if options.secret is not None else OTEL_PYTHON_FEEDBACK_TOKEN_SECRET,
+                    error.reason,
+                )
                 return _error(500, "secret", "the server has no usable token secret", cors)
             return _error(403, "token", "not valid: garbled, another secret's, or expired", cors)
-        key = options.key if options.key is not None else claims.key
-        if claims.key is not None and key != claims.key:
+        if claims.key is None:  # the token allows any key: the endpoint names it
+            key = options.key
+            if key is None:
+                return _error(400, "key", _RULES["key"], cors)
+        elif (options.key is not None and claims.key != options.key) or (
+            options.keys is not None and claims.key not in options.keys
+        ):
             return _error(403, "token", "does not allow this endpoint's key", cors)
-        if key is None:
-            return _error(400, "key", _RULES["key"], cors)
+        else:
+            key = claims.key
         values = {name: fields.get(name) for name in _FIELDS[1:]}
-        decision = self._resubmissions.check(token, key, values, claims.expires.timestamp())
+        # Every accepted submission is exported, under the token's one id: none is skipped
+        # as identical (with several workers, each would judge against its own memory).
+        decision = self._resubmissions.check(token, key, claims.expires.timestamp())
         if decision.refused:
             return _error(429, "token", "too many updates with this token", cors)
-        if decision.unchanged:  # a double click or a retry: recorded already
-            return _json(201, {"id": str(token_feedback_id(token, key))}, cors)
         try:
             recorded = record_feedback_from_token(
                 token,
@@ -253,24 +360,54 @@ class Endpoint:
             self._resubmissions.forget(decision)
             named = error.field.split(".")[0].split("[")[0]
             return _error(400, named, _RULES.get(named, "not valid"), cors)
-        return _json(201, {"id": str(recorded.id) if recorded is not None else None}, cors)
+        if recorded is not None:
+            return _json(201, {"id": str(recorded.id)}, cors)
+        if sdk_disabled():  # OTEL_SDK_DISABLED=true: nothing is recorded, by choice
+            return _json(201, {"id": None}, cors)
+        if follow_trace_sampling() or direct_sinks():  # dropped with its unsampled trace
+            return _json(201, {"id": str(token_feedback_id(token, key))}, cors)
+        self._resubmissions.forget(decision)
+        warn_once(
+            "web-not-set-up",
+            "otel_feedback.web: feedback POSTs answer 503: no FeedbackSpanProcessor is set "
+            "up in this process, so feedback would go nowhere; call otel_feedback.configure() "
+            "at start-up, or add a FeedbackSpanProcessor to the TracerProvider",
+        )
+        return _error(503, "feedback", "not set up on this server", cors)
 
     def _origin_allowed(self, origin: str, headers: Mapping[str, str], scheme: str) -> bool:
         origin = origin.strip().lower()
-        if origin in self.options.allowed_origins:
+        allowed = self.options.allowed_origins
+        if origin in allowed or "*" in allowed:
             return True
         host = headers.get("host", "").strip().lower()
         # Same origin: the page's origin is this server's own scheme and host. Behind a proxy
         # that ends TLS the scheme seen here is http, so the host decides for either scheme.
-        return bool(host) and origin in (f"{scheme}://{host}", f"https://{host}")
+        if host and origin in _origins_of_host((scheme, "https"), host):
+            return True
+        if not self.options.trust_forwarded_headers:
+            return False
+        # The proxy's own view of the request, when it says so (the first of a list is the
+        # one the browser reached).
+        forwarded = headers.get("x-forwarded-host", "").split(",")[0].strip().lower()
+        proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        schemes = (proto,) if proto in _DEFAULT_PORTS else (scheme, "https")
+        return bool(forwarded) and origin in _origins_of_host(schemes, forwarded)
 
     def _cors_headers(self, headers: Mapping[str, str]) -> list[tuple[str, str]]:
         origin = headers.get("origin", "").strip().lower()
-        if origin not in self.options.allowed_origins:
+        allowed = self.options.allowed_origins
+        if origin and "*" in allowed:
+            # Any origin: "*", which browsers never combine with credentials (none are
+            # needed: the token is the credential).
+            granted = "*"
+        elif origin in allowed:
+            granted = origin
+        else:
             return [("vary", "Origin")]
         return [
             ("vary", "Origin"),
-            ("access-control-allow-origin", origin),
+            ("access-control-allow-origin", granted),
             ("access-control-allow-methods", "POST, OPTIONS"),
             ("access-control-allow-headers", "content-type"),
             ("access-control-max-age", "600"),

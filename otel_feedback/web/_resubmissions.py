@@ -1,21 +1,24 @@
-"""What each token last recorded, so that resubmissions cost nothing or are refused.
+"""How many records each token has made, so that one token cannot make more than a few.
 
-One token gives one feedback id; a resubmission updates that feedback. An identical
-resubmission (a double click, a retry) is answered with the id and not recorded again; a
-changed one is recorded as an update, at most ``max_updates`` times per token. The table is
-per process and bounded: past ``max_tokens`` live tokens the least recently used is forgotten
-(only tokens that verified get here, so filling it takes as many tokens signed by the server).
+One token gives one feedback id; every accepted submission with it is exported under that
+id (receivers that upsert keep one record, with the latest values). No submission is skipped
+as "identical": with several worker processes each would judge against its own memory, and
+a user who goes back to an earlier rating on another worker would see it answered but never
+exported. A double click costs one harmless re-export instead.
+
+The table is per process and bounded: at most ``max_updates`` records per token (then 429),
+and past ``max_tokens`` live tokens the least recently used is forgotten (only tokens that
+verified get here, so filling it takes as many tokens signed by the server). With N worker
+processes a token can make up to N x ``max_updates`` records.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["Decision", "Resubmissions"]
 
@@ -26,11 +29,9 @@ class Decision:
 
     slot: bytes
     """The token's entry (a digest of token and key)."""
-    unchanged: bool = False
-    """The same values as last recorded with this token: nothing to record."""
     refused: bool = False
-    """The token has been used for ``max_updates`` records already."""
-    previous: tuple[bytes, int, float] | None = None
+    """The token has made ``max_updates`` records in this process already."""
+    previous: tuple[int, float] | None = None
     """The entry before this submission, to restore if it is not recorded after all."""
 
 
@@ -41,24 +42,19 @@ class Resubmissions:
         self._max_updates = max_updates
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
-        # slot -> (digest of the last values, records made, token expiry as Unix seconds)
-        self._entries: OrderedDict[bytes, tuple[bytes, int, float]] = OrderedDict()
+        # slot -> (records made, token expiry as Unix seconds)
+        self._entries: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
 
-    def check(
-        self, token: str, key: str | None, values: dict[str, Any], expires: float
-    ) -> Decision:
+    def check(self, token: str, key: str, expires: float) -> Decision:
         """Note a submission; say whether to record it. Counted as recorded until forgotten."""
         slot = hashlib.sha256(f"{token}\n{key}".encode()).digest()
-        digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).digest()
         with self._lock:
             entry = self._entries.get(slot)
             if entry is not None:
                 self._entries.move_to_end(slot)
-                if entry[0] == digest:
-                    return Decision(slot, unchanged=True)
-                if entry[1] >= self._max_updates:
+                if entry[0] >= self._max_updates:
                     return Decision(slot, refused=True)
-            self._entries[slot] = (digest, (entry[1] if entry else 0) + 1, expires)
+            self._entries[slot] = ((entry[0] if entry else 0) + 1, expires)
             self._trim()
             return Decision(slot, previous=entry)
 
@@ -78,7 +74,7 @@ class Resubmissions:
         # Only the front is looked at: a full scan per request would cost O(n) each.
         now = time.time()
         while self._entries:
-            _, (_, _, expires) = next(iter(self._entries.items()))
+            _, (_, expires) = next(iter(self._entries.items()))
             if expires > now and len(self._entries) <= self._max_tokens:
                 return
             self._entries.popitem(last=False)

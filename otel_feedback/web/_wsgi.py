@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +28,7 @@ _REASONS = {
     415: "Unsupported Media Type",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 _CHUNK = 8192
 
@@ -32,12 +36,16 @@ _CHUNK = 8192
 class WSGIApp:
     """A WSGI application serving the feedback endpoint; made by :func:`wsgi_app`.
 
-    A WSGI application cannot time out a slow body: the server's timeouts bound it (see
-    docs/web.md). The body is read only after the headers passed, and never past the limit.
+    The body is read only after the headers passed, and never past the limit. A WSGI
+    application cannot in general time out a slow body: the server's timeouts bound it (see
+    docs/web.md). Under gunicorn, whose workers read the socket as the application reads the
+    body, the connection's socket (``gunicorn.socket``) is given ``body_timeout_s``: a client
+    that stops sending is answered 408 then, not when ``--timeout`` kills the worker.
     """
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self._timeout = endpoint.options.body_timeout_s
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one WSGI request."""
@@ -59,7 +67,12 @@ class WSGIApp:
         length = headers.get("content-length")
         if length is not None:
             # Checked against the limit already; never read past Content-Length (PEP 3333).
-            body = _read(stream, int(length))
+            try:
+                body = _read_in_time(
+                    stream, int(length), environ.get("gunicorn.socket"), self._timeout
+                )
+            except TimeoutError:
+                return self.endpoint.too_slow(headers)
             if len(body) < int(length):
                 return self.endpoint.too_slow(headers)  # the client stopped sending
             return self.endpoint.with_body(body, headers)
@@ -70,6 +83,35 @@ class WSGIApp:
         if len(body) > limit:
             return self.endpoint.too_large(headers)
         return self.endpoint.with_body(body, headers)
+
+
+def _read_in_time(stream: Any, size: int, connection: object, timeout: float) -> bytes:
+    """``_read``, within ``timeout`` seconds when the server lends its socket (gunicorn).
+
+    Each wait for the client is bounded by the time left; a client that trickles a byte at a
+    time is bounded by the server's own timeout. Raises ``TimeoutError``.
+    """
+    if not isinstance(connection, socket.socket):
+        return _read(stream, size)
+    before = connection.gettimeout()
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    left = size
+    try:
+        while left > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            connection.settimeout(remaining)
+            chunk = _read(stream, min(left, 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            connection.settimeout(before)
+    return b"".join(chunks)
 
 
 def _read(stream: Any, size: int) -> bytes:
