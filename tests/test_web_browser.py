@@ -219,9 +219,94 @@ def test_the_component_works_from_the_keyboard_and_shows_a_refusal(
         "document.querySelector('otel-feedback').setAttribute('token', 'x'.repeat(80))"
     )
     page.get_by_role("button", name="Send feedback").click()
+    # The user reads what to do; the event keeps the endpoint's own words for the developer.
     sync_api.expect(status).to_have_text(
-        "Not sent: token: not valid: garbled, another secret's, or expired"
+        "Couldn't send your feedback. Please reload the page and try again."
     )
     errors = page.evaluate("window.errors")
-    assert [(e["status"], e["field"]) for e in errors] == [(403, "token")]
+    assert [(e["status"], e["field"], e["message"]) for e in errors] == [
+        (403, "token", "token: not valid: garbled, another secret's, or expired")
+    ]
     assert seen.answers == [("POST", 201), ("POST", 403)]
+
+
+WIDGETS = """<!doctype html><title>widgets</title>
+<script>
+  // Every request of the page counted while under way, to know when all have ended.
+  window.inflight = 0;
+  const realFetch = window.fetch;
+  window.fetch = async (...args) => {{
+    window.inflight += 1;
+    try {{ return await realFetch(...args); }} finally {{ window.inflight -= 1; }}
+  }};
+  window.sent = [];
+  window.errors = [];
+  document.addEventListener("feedback-sent", (e) => sent.push([e.target.id, e.detail]));
+  document.addEventListener("feedback-error", (e) => errors.push([e.target.id, e.detail]));
+</script>
+<script type="module" src="/feedback/feedback.js"></script>
+<otel-feedback id="long" token="{long}"></otel-feedback>
+<otel-feedback id="quick" no-comment token="{quick}"></otel-feedback>
+<otel-feedback id="offline" no-comment endpoint="http://127.0.0.1:{closed}/" token="{quick}">
+</otel-feedback>
+"""
+
+
+def test_end_users_read_short_messages_and_a_double_click_sends_once(
+    browser: Any, global_pipeline: Pipeline
+) -> None:
+    import socket
+
+    from otel_feedback import create_feedback_token
+    from otel_feedback.web import wsgi_app
+    from tests.test_web import serve_wsgi
+
+    def made(key: str) -> str:
+        run = int.from_bytes(os.urandom(8), "big") | 1
+        return create_feedback_token(trace_id=run << 64 | run, run_id=run, key=key, secret=SECRET)
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    body = WIDGETS.format(long=made("user_rating"), quick=made("user_rating"), closed=closed)
+    endpoint = wsgi_app(secret=SECRET, keys=["user_rating"])
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ["PATH_INFO"]
+        if path.startswith("/feedback/"):
+            environ["SCRIPT_NAME"], environ["PATH_INFO"] = "/feedback", path[len("/feedback") :]
+            return endpoint(environ, start_response)
+        start_response("200 OK", [("content-type", "text/html; charset=utf-8")])
+        return [body.encode()]
+
+    # waitress's own body limit answers 413 itself, in text/plain: not the endpoint's JSON.
+    with serve_wsgi(app, max_request_body_size=1024) as port:
+        page = browser.new_page()
+        debug: list[str] = []
+        page.on("console", lambda m: debug.append(m.text) if m.type == "debug" else None)
+        page.goto(f"http://127.0.0.1:{port}/")
+
+        long = page.locator("#long")
+        long.get_by_role("button", name="Not helpful").click()
+        long.get_by_label("Comment (optional)").fill("far too long " * 120)
+        long.get_by_role("button", name="Send feedback").click()
+        sync_api.expect(long.get_by_role("status")).to_have_text("Your comment is too long.")
+
+        quick = page.locator("#quick")
+        quick.get_by_role("button", name="Helpful", exact=True).dblclick()
+        sync_api.expect(quick.get_by_role("status")).to_have_text("Sent: helpful. Thank you!")
+
+        offline = page.locator("#offline")
+        offline.get_by_role("button", name="Not helpful").click()
+        sync_api.expect(offline.get_by_role("status")).to_have_text("No connection — try again.")
+        page.wait_for_function("window.inflight === 0")
+        sent = page.evaluate("window.sent")
+        errors = page.evaluate("window.errors")
+    assert [(where, detail["score"]) for where, detail in sent] == [("quick", 1)]
+    assert [(where, detail["status"]) for where, detail in errors] == [
+        ("long", 413),
+        ("offline", 0),
+    ]
+    assert any("otel-feedback: not sent: 413" in line for line in debug)
+    global_pipeline.flush()
+    assert len(global_pipeline.feedback.get_finished_feedback()) == 1

@@ -44,8 +44,9 @@ export async function sendFeedback({
   try {
     answer = await response.json();
   } catch {
-    // A proxy's HTML error page: the status says enough.
+    // Not JSON (a proxy's HTML page, waitress's own text/plain 413): the status says enough.
   }
+  if (answer === null || typeof answer !== "object") answer = {};
   if (!response.ok) {
     const error = new Error(answer.error || `feedback refused (${response.status})`);
     error.status = response.status;
@@ -53,6 +54,18 @@ export async function sendFeedback({
     throw error;
   }
   return answer;
+}
+
+/** What an end user is told when feedback was not sent; the details go to the event. */
+export function friendlyMessage(error) {
+  const { status, field } = error;
+  if (!status) return "No connection — try again.";
+  if (status === 413) return "Your comment is too long.";
+  if (field === "token" && (status === 400 || status === 403)) {
+    return "Couldn't send your feedback. Please reload the page and try again.";
+  }
+  if (status === 429) return "Your feedback was changed too many times; it was not updated.";
+  return "Couldn't send your feedback. Please try again later.";
 }
 
 // A drawn icon, not an emoji: pages and systems without an emoji font show it too.
@@ -123,7 +136,8 @@ const TEMPLATE = `
  * <otel-feedback token="..." [endpoint="..."] [prompt="..."] [no-comment]>
  * Thumbs up (score 1) or down (score 0), then an optional comment and Send; without a
  * comment box (no-comment), a thumb sends at once. Fires "feedback-sent" with
- * detail {id, score, comment}, and "feedback-error" with detail {status, field, message}.
+ * detail {id, score, comment}, and "feedback-error" with detail {status, field, message}
+ * (the endpoint's own words, also given to console.debug); the user sees a short message.
  */
 export class OtelFeedback extends HTMLElement {
   static get observedAttributes() {
@@ -134,6 +148,9 @@ export class OtelFeedback extends HTMLElement {
     super();
     this.attachShadow({ mode: "open" }).innerHTML = TEMPLATE;
     this._score = null;
+    this._sending = false; // a send is under way
+    this._again = false; // a click came meanwhile: send what is chosen when it ends
+    this._sent = null; // {token, score, comment} last sent
     const root = this.shadowRoot;
     this._thumbs = [...root.querySelectorAll(".thumb")];
     this._comment = root.querySelector("textarea");
@@ -166,27 +183,43 @@ export class OtelFeedback extends HTMLElement {
     }
   }
 
-  /** Send the chosen rating and comment; again after a change, it updates the same feedback. */
+  /**
+   * Send the chosen rating and comment; again after a change, it updates the same feedback.
+   * A click while a send is under way is taken when it ends, and what was sent last is not
+   * sent again: a double click sends once, and fires one "feedback-sent".
+   */
   async send() {
     if (this._score === null) return;
+    if (this._sending) {
+      this._again = true;
+      return;
+    }
     const comment = this.hasAttribute("no-comment") ? "" : this._comment.value.trim();
     const score = this._score;
+    const token = this.getAttribute("token");
+    if (this._sent && this._sent.token === token && this._sent.score === score && this._sent.comment === comment) {
+      return; // already sent: the status line says so
+    }
+    this._sending = true;
     this._send.disabled = true;
     this._show("Sending…", false);
     try {
       const { id } = await sendFeedback({
         endpoint: this.getAttribute("endpoint") || DEFAULT_ENDPOINT,
-        token: this.getAttribute("token"),
+        token,
         score,
         comment,
       });
+      this._sent = { token, score, comment };
       const rated = score === 1 ? "helpful" : "not helpful";
       this._show(comment ? `Sent: ${rated}, “${comment}”. Thank you!` : `Sent: ${rated}. Thank you!`, false);
       this.dispatchEvent(
         new CustomEvent("feedback-sent", { detail: { id, score, comment }, bubbles: true, composed: true }),
       );
     } catch (error) {
-      this._show(`Not sent: ${error.message}`, true);
+      // The user reads a short message; the developer gets the endpoint's own words.
+      console.debug("otel-feedback: not sent:", error.status, error.field, error.message);
+      this._show(friendlyMessage(error), true);
       this.dispatchEvent(
         new CustomEvent("feedback-error", {
           detail: { status: error.status, field: error.field, message: error.message },
@@ -195,7 +228,12 @@ export class OtelFeedback extends HTMLElement {
         }),
       );
     } finally {
+      this._sending = false;
       this._send.disabled = false;
+    }
+    if (this._again) {
+      this._again = false;
+      await this.send();
     }
   }
 
