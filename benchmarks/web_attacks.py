@@ -12,8 +12,10 @@ per server:
   and open connections while they wait, and after its timeout;
 - ``Content-Length: -1``, a body nested 100,000 deep (at the default limit and at 1 MiB), a
   cross-origin ``text/plain`` POST: the status of each and how long the answer took;
-- 1,000 POSTs with one token, identical and then with changing scores: the statuses, and the
-  records exported (and their distinct ids).
+- 1,000 POSTs with one token, identical, then 1,000 with another token and changing scores:
+  the statuses, and the records exported (and their distinct ids). Every accepted submission
+  is exported (none is skipped as identical), at most ``max_updates_per_token`` (20) per
+  token and process: 20 records per token, then 429.
 
 Timings are what this machine measured: compare them, do not assert them.
 """
@@ -60,6 +62,7 @@ def serve(kind: str, max_body: int) -> None:
     trace.set_tracer_provider(provider)
     options: dict[str, Any] = {
         "secret": SECRET,
+        "keys": ["user_rating"],
         "max_body_bytes": max_body,
         "body_timeout_s": BODY_TIMEOUT_S,
     }
@@ -262,15 +265,19 @@ def one_token(server: Server) -> list[str]:
 
     from otel_feedback import create_feedback_token
 
-    token = create_feedback_token(
-        trace_id=int.from_bytes(os.urandom(16), "big") | 1,
-        run_id=int.from_bytes(os.urandom(8), "big") | 1,
-        key="user_rating",
-        secret=SECRET,
-    )
+    def fresh_token() -> str:
+        made: str = create_feedback_token(
+            trace_id=int.from_bytes(os.urandom(16), "big") | 1,
+            run_id=int.from_bytes(os.urandom(8), "big") | 1,
+            key="user_rating",
+            secret=SECRET,
+        )
+        return made
+
     lines = []
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     for name, changing in (("identical", False), ("changing scores", True)):
+        token = fresh_token()
         statuses: Counter[int] = Counter()
         start = time.perf_counter()
         for i in range(1000):
