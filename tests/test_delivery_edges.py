@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
@@ -19,12 +20,14 @@ from otel_feedback import (
     FeedbackExportResult,
     FeedbackExportStats,
     FeedbackSpanProcessor,
+    PartialFeedbackExport,
     RetryLater,
     record_feedback,
 )
 from otel_feedback._export.base import ExportOutcome
 from otel_feedback._export.delivery import backlog
 from tests.disks import TinyDisk
+from tests.otlp_receiver import OTLPReceiver
 
 
 class Gate(FeedbackExporter):
@@ -86,6 +89,8 @@ def test_a_delivery_finishing_after_the_deadline_is_counted(tmp_path: Path, spoo
         schedule_delay_millis=1,
         spool_path=tmp_path / "spool.sqlite" if spool else "",
     )
+    if spool:
+        processor._engine._keeper.wait_opened(30)  # type: ignore[union-attr]
     _record(processor, 4)
     assert exporter.entered.wait(30)
     processor.shutdown()  # the export is still running when the deadline passes
@@ -177,9 +182,9 @@ def test_a_locked_spool_does_not_hold_the_application(tmp_path: Path) -> None:
         assert holder.stdout.readline() == "locked\n"
         processor = FeedbackSpanProcessor(exporter, spool_path=path, schedule_delay_millis=1)
         _record(processor, 10)
-        # Built and recording while another process still holds the spool's lock.
+        # Built, recording and delivering while another process still holds the spool's lock.
+        _wait_until(processor, lambda s: s.exported == {"Gate": 10})
         assert holder.poll() is None
-        assert processor.stats().received == 10
     finally:
         assert holder.stdin is not None
         holder.stdin.write("\n")
@@ -190,6 +195,7 @@ def test_a_locked_spool_does_not_hold_the_application(tmp_path: Path) -> None:
     assert processor.force_flush(30_000)
     assert len(exporter.delivered) == 10
     processor.shutdown()
+    assert processor.stats().unaccounted() == {"Gate": 0}
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT COUNT(*) FROM otel_feedback_spool").fetchone() == (0,)
     connection.close()
@@ -216,3 +222,74 @@ def test_retry_after_sets_the_next_try(tmp_path: Path, spool: bool) -> None:
         assert stats.spooled == {"Gate": 3}
     else:
         assert stats.dropped == {"Gate": {"unreachable at shutdown": 3}}
+
+
+class Odd(FeedbackExporter):
+    """Answers what the contract does not allow, or raises what is not an Exception."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.delivered = 0
+
+    def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
+        self.calls += 1
+        if self.calls == 1:
+            return PartialFeedbackExport(retry=None)  # type: ignore[arg-type]
+        if self.calls == 2:
+            return "done"  # type: ignore[return-value]
+        if self.calls == 3:
+            raise SystemExit(3)
+        self.delivered += len(batch)
+        return FeedbackExportResult.SUCCESS
+
+
+def test_answers_outside_the_contract_are_counted_and_the_route_goes_on() -> None:
+    exporter = Odd()
+    processor = FeedbackSpanProcessor(exporter, schedule_delay_millis=1, max_export_batch_size=1)
+    _record(processor, 4)
+    assert processor.force_flush(30_000)
+    stats = processor.stats()
+    assert stats.exported == {"Odd": 1}
+    assert stats.pending == {"Odd": 0}
+    reasons = stats.dropped["Odd"]
+    assert sum(reasons.values()) == 3
+    assert any("not an outcome" in reason for reason in reasons)
+    assert "refused: the exporter raised SystemExit" in reasons
+    processor.shutdown()
+
+
+EXIT_WITH_A_PROVIDER_OF_ITS_OWN = """
+import sys
+from opentelemetry.sdk.trace import TracerProvider
+from otel_feedback import FeedbackSpanProcessor, OTLPFeedbackExporter, record_feedback
+
+provider = TracerProvider()  # not the global one, and never shut down
+provider.add_span_processor(FeedbackSpanProcessor(OTLPFeedbackExporter(endpoint=sys.argv[1])))
+with provider.get_tracer("script").start_as_current_span("run"):
+    for i in range(50):
+        record_feedback("k", score=i)
+"""
+
+
+def test_a_script_ending_at_once_with_a_provider_of_its_own_delivers(
+    receiver: OTLPReceiver,
+) -> None:
+    # Its records are first exported while the interpreter shuts down.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment["PYTHONPATH"] = str(Path(__file__).parent.parent)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            EXIT_WITH_A_PROVIDER_OF_ITS_OWN,
+            receiver.http_endpoint + "/v1/logs",
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Dropped" not in done.stderr
+    assert len(receiver.logs()) == 50

@@ -263,8 +263,9 @@ def _shut_down_all(routes: Sequence[Route]) -> None:
 def _shut_down(route: Route) -> None:
     try:
         route.exporter.shutdown()
-    except Exception:  # noqa: BLE001 - shutting down must reach every exporter
-        logger.warning("Feedback exporter %s raised on shutdown", route.name, exc_info=True)
+    except Exception as error:  # noqa: BLE001 - shutting down must reach every exporter
+        logger.warning("Feedback exporter %s raised on shutdown: %r", route.name, error)
+        logger.debug("The error's traceback", exc_info=True)
 
 
 def _route_names(exporters: Sequence[FeedbackExporter]) -> list[tuple[str, FeedbackExporter]]:

@@ -97,5 +97,6 @@ def _run_all(hooks: list[ExitHook]) -> None:
     for hook in hooks:
         try:
             hook()
-        except Exception:  # noqa: BLE001 - every processor gets its turn
-            logger.warning("Delivering feedback before SIGTERM failed", exc_info=True)
+        except Exception as error:  # noqa: BLE001 - every processor gets its turn
+            logger.warning("Delivering feedback before SIGTERM failed: %r", error)
+            logger.debug("The error's traceback", exc_info=True)

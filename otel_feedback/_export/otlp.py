@@ -106,6 +106,10 @@ class OTLPFeedbackExporter(FeedbackExporter):
             log_exporter = _sdk_log_exporter(protocol, exporter_options, self._answer)
         self._exporter = log_exporter
         self._resource = _OnceHashedResource(resource) if resource is not None else None
+        # Built now, not at the first export: Resource.create() runs its detectors on a
+        # thread pool, which refuses work once the interpreter is shutting down, when a
+        # short script's first export may well happen (at exit).
+        self._fallback = Resource.create() if resource is None else None
 
     def export(self, batch: Sequence[Feedback]) -> ExportOutcome:
         """Send ``batch`` as one OTLP logs request.
@@ -123,7 +127,10 @@ class OTLPFeedbackExporter(FeedbackExporter):
         """
         resource = self._resource
         if resource is None:
-            resource = self._resource = _OnceHashedResource(_application_resource())
+            # The global provider's, when one was set after this exporter was built.
+            resource = self._resource = _OnceHashedResource(
+                _provider_resource() or self._fallback or Resource.get_empty()
+            )
         answer = self._answer
         answer.forget()
         log_records = [to_log_record(record, resource) for record in batch]
@@ -207,11 +214,9 @@ class _OnceHashedResource(Resource):
         return self._hash
 
 
-def _application_resource() -> Resource:
+def _provider_resource() -> Resource | None:
     provider_resource = getattr(trace.get_tracer_provider(), "resource", None)
-    if isinstance(provider_resource, Resource):
-        return provider_resource
-    return Resource.create()
+    return provider_resource if isinstance(provider_resource, Resource) else None
 
 
 class _LastAnswer(threading.local):

@@ -225,8 +225,9 @@ class FeedbackSpanProcessor(SpanProcessor):
 def _flush(exporter: FeedbackExporter, timeout_millis: int) -> bool:
     try:
         return exporter.force_flush(timeout_millis)
-    except Exception:  # noqa: BLE001 - an exporter's bug must not reach the application
-        logger.warning("%s raised in force_flush", type(exporter).__name__, exc_info=True)
+    except Exception as error:  # noqa: BLE001 - an exporter's bug must not reach the application
+        logger.warning("%s raised in force_flush: %r", type(exporter).__name__, error)
+        logger.debug("The error's traceback", exc_info=True)
         return False
 
 

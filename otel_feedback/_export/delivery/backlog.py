@@ -118,7 +118,6 @@ class SpoolKeeper:
     def open(self) -> bool:
         """Open the spool (on a background thread: it may wait on another process's lock)."""
         if self._opener is None:
-            self._opened.set()
             return False
         try:
             self._spool = self._opener()
@@ -130,8 +129,16 @@ class SpoolKeeper:
                 self.path,
                 exc_info=True,
             )
-        self._opened.set()
         return self._spool is not None
+
+    def mark_opened(self) -> None:
+        """The opening is over (the rows of ended processes taken over, or the spool refused)."""
+        self._opened.set()
+
+    @property
+    def opened(self) -> bool:
+        """Whether the opening is over, either way."""
+        return self._opened.is_set()
 
     def reopen_after_fork(self) -> None:
         """In a forked child: open again as a new owner, from the background."""

@@ -65,7 +65,7 @@ class Intake(Generic[Item]):
         self._cv = threading.Condition()
         # Guarded by _cv:
         self._queue: deque[Item] = deque()
-        self._busy = keeper is not None  # opening the spool first
+        self._busy = False
         self._due = time.monotonic() + delay_s
         self._flushing = 0
         self._final = False
@@ -75,8 +75,14 @@ class Intake(Generic[Item]):
         self._thread = threading.Thread(name="otel_feedback.intake", target=self._run, daemon=True)
 
     def start(self) -> None:
-        """Start the intake's thread."""
+        """Start the intake's thread, and the spool's opening on a thread of its own."""
         self._thread.start()
+        if self._keeper is not None:
+            # Apart from the intake: a spool another process holds locked must not hold
+            # back delivery from memory meanwhile.
+            threading.Thread(
+                name="otel_feedback.spool", target=self._open_spool, daemon=True
+            ).start()
 
     # -- the application's side --------------------------------------------------------
 
@@ -154,9 +160,10 @@ class Intake(Generic[Item]):
             self._cv.notify_all()
 
     def idle(self) -> bool:
-        """Nothing queued, nothing being taken in."""
+        """Nothing queued, nothing being taken in, the spool opened (or refused)."""
         with self._cv:
-            return not self._queue and not self._busy
+            busy = bool(self._queue) or self._busy
+        return not busy and (self._keeper is None or self._keeper.opened)
 
     def begin_shutdown(self) -> None:
         """Take in everything queued, then end."""
@@ -184,8 +191,6 @@ class Intake(Generic[Item]):
 
     def _run(self) -> None:
         with self._suppressed():
-            if self._keeper is not None:
-                self._open_spool(self._keeper)
             while True:
                 with self._cv:
                     items = self._next_items()
@@ -195,19 +200,27 @@ class Intake(Generic[Item]):
                     self._busy = True
                 try:
                     self._take_in(items)
-                except Exception:  # noqa: BLE001 - the intake must outlive any bug of ours
-                    logger.warning("Feedback intake hit an error", exc_info=True)
+                except Exception as error:  # noqa: BLE001 - the intake must outlive any bug of ours
+                    logger.warning("Feedback intake hit an error: %r", error)
+                    logger.debug("The error's traceback", exc_info=True)
                 with self._cv:
                     self._busy = False
                     self._due = time.monotonic() + self._delay_s
                 self._progress.bump()
         self._progress.bump()
 
-    def _open_spool(self, keeper: SpoolKeeper) -> None:
-        if keeper.open():
-            self._resume(keeper.take_over())
-        with self._cv:
-            self._busy = False
+    def _open_spool(self) -> None:
+        keeper = self._keeper
+        assert keeper is not None
+        with self._suppressed():
+            try:
+                if keeper.open():
+                    self._resume(keeper.take_over())
+            finally:
+                keeper.mark_opened()
+        for route in self._routes:
+            route.wake()  # what waits in memory goes to the spool now
+        self.wake()
         self._progress.bump()
 
     def _next_items(self) -> list[Item] | None:

@@ -55,14 +55,20 @@ def export_each(exporter: FeedbackExporter, batch: list[Feedback]) -> Outcome:
     """
     try:
         answer: Any = exporter.export(batch)
-    except Exception as error:  # noqa: BLE001 - one bad record must not sink its batch
+    except BaseException as error:  # noqa: BLE001 - one bad record must not sink its batch
+        # (SystemExit and the like too: raised on a route's thread, they would end it.)
         if len(batch) == 1:
             logger.debug("%s raised on a record", type(exporter).__name__, exc_info=True)
             return Outcome(refused=[(batch[0], _reason_of(error))])
         middle = math.ceil(len(batch) / 2)
         first = export_each(exporter, batch[:middle])
         return first.add(export_each(exporter, batch[middle:]))
-    return read(answer, batch)
+    try:
+        return read(answer, batch)
+    except Exception:  # noqa: BLE001 - an answer the contract does not allow
+        logger.debug("%s answered %r", type(exporter).__name__, answer, exc_info=True)
+        reason = f"the exporter answered {type(answer).__name__}, which is not an outcome"
+        return Outcome(refused=[(record, reason) for record in batch])
 
 
 def read(answer: object, batch: list[Feedback]) -> Outcome:
@@ -88,12 +94,12 @@ def read(answer: object, batch: list[Feedback]) -> Outcome:
     reason = (
         "the batch was refused"
         if answer is FeedbackExportResult.FAILURE
-        else f"the exporter answered {answer!r:.100}"
+        else f"the exporter answered {type(answer).__name__}, which is not an outcome"
     )
     return Outcome(refused=[(record, reason) for record in batch])
 
 
-def _reason_of(error: Exception) -> str:
+def _reason_of(error: BaseException) -> str:
     # An exporter's own refusal says why in its text; any other exception is named by its
     # type alone (its text may hold a URL with credentials).
     if isinstance(error, BatchRefusedError):
@@ -102,7 +108,8 @@ def _reason_of(error: Exception) -> str:
 
 
 def _seconds(value: object) -> float | None:
-    """A usable delay in seconds, or None for one that is not a finite, non-negative number."""
+    """A usable delay in seconds, or None for one that is not a non-negative number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    # An infinite delay is the longest one (the policy caps it); NaN and negatives say nothing.
+    return float(value) if value >= 0 else None

@@ -52,6 +52,8 @@ class _Flight:
     size: int
     place: Place
     since: float
+    records: list[Feedback] | None = None
+    """Records in memory only: counted as lost if a bug of ours stops their delivery."""
 
 
 class Route:
@@ -140,6 +142,11 @@ class Route:
             self._spool_pending = True
             self._finished = False
 
+    def wake(self) -> None:
+        """Look at the next step now (the spool opened)."""
+        with self._locked():
+            self._finished = False
+
     def room(self) -> int | None:
         """How many more records the intake may hand this route, or None for no bound.
 
@@ -220,10 +227,10 @@ class Route:
             while (step := self._next_step()) is not None:
                 try:
                     step()
-                except Exception:  # noqa: BLE001 - a route must outlive any bug of ours
-                    logger.warning("Feedback delivery to %s hit an error", self.name, exc_info=True)
-                    with self._locked():
-                        self._flight = None
+                except Exception as error:  # noqa: BLE001 - a route must outlive any bug of ours
+                    logger.warning("Feedback delivery to %s hit an error: %r", self.name, error)
+                    logger.debug("The error's traceback", exc_info=True)
+                    self._lose_flight(error)
                 self._progress.bump()
                 self._wake_intake()  # the backlog may have room again
 
@@ -256,10 +263,18 @@ class Route:
                     continue
                 if self._backlog:
                     parcel = self._backlog.take(self._policy.batch_limit)
-                    self._flight = _Flight(len(parcel.records), Place.MEMORY, now)
+                    self._flight = _Flight(len(parcel.records), Place.MEMORY, now, parcel.records)
                     return lambda: self._export_memory(parcel)
                 self._flight = _Flight(0, Place.SPOOL, now)
                 return self._export_from_spool
+
+    def _lose_flight(self, error: Exception) -> None:
+        """After a bug of ours: what was in flight in memory only is counted as lost."""
+        with self._locked():
+            flight, self._flight = self._flight, None
+        if flight is not None and flight.records:
+            reason = f"a delivery error ({type(error).__name__})"
+            self._ledger.dropped(self.name, Place.MEMORY, {reason: len(flight.records)})
 
     def _wait(self, now: float, has_work: bool) -> float:
         """With the lock held: how long to wait before the next step (0: now)."""
@@ -293,11 +308,12 @@ class Route:
 
     def _export_memory(self, parcel: Parcel) -> None:
         outcome = export_each(self.exporter, parcel.records)
+        with self._locked():
+            self._flight = None  # settled below
         self._ledger.exported(self.name, Place.MEMORY, len(outcome.delivered))
         self._ledger.dropped(self.name, Place.MEMORY, outcome.reasons())
         now = time.monotonic()
         with self._locked():
-            self._flight = None
             self._policy.learn(outcome, len(parcel.records), now)
             if not outcome.retry:
                 return
