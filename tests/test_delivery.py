@@ -312,7 +312,7 @@ def test_sigkill_loses_no_record_whose_span_ended_200ms_before(tmp_path: Path) -
     for round_ in range(3):  # nothing listens: every record must wait on disk
         app = _app(port, spool, 100_000, rate=500, end="wait")
         assert app.stdout is not None
-        lines = []
+        lines = [app.stdout.readline()]  # the application is up: its first record
         started = time.monotonic()
         while time.monotonic() - started < 1.0 + 0.3 * round_:
             lines.append(app.stdout.readline())
