@@ -181,12 +181,21 @@ def test_default_record_has_the_seed_shape(pipeline: Pipeline) -> None:
     assert data["feedback_source"] == {"type": "api", "metadata": None, "user_id": None}
 
 
-def test_no_recording_span_warns_once_and_returns_none(caplog: pytest.LogCaptureFixture) -> None:
+def test_no_recording_span_warns_counted_and_returns_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from otel_feedback._recording import record
+
     caplog.set_level(logging.WARNING, logger="otel_feedback")
+    record._not_recorded.flush()
     assert record_feedback("k", score=1) is None
     assert record_feedback("k", score=2) is None
-    warnings = [r for r in caplog.records if "no span current" in r.getMessage()]
-    assert len(warnings) == 1
+    assert record_feedback("k", score=3) is None
+    warnings = [r.getMessage() for r in caplog.records if "no span current" in r.getMessage()]
+    assert len(warnings) <= 1  # rate-limited: the first at once, the rest summed
+    record._not_recorded.flush()  # as at exit
+    counted = [r.getMessage() for r in caplog.records if "no span current" in r.getMessage()]
+    assert sum(int(m.split()[1]) for m in counted) >= 2  # every call counted
 
 
 class Unserialisable:

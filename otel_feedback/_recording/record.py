@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -23,7 +24,7 @@ from otel_feedback._ids import (
     uuid_text,
 )
 from otel_feedback._limits import INT64_MAX, INT64_MIN, MAX_COMMENT_CHARS, MAX_KEY_CHARS
-from otel_feedback._log import warn_once
+from otel_feedback._log import LossLog
 from otel_feedback._recording.carrier import deliver_remote
 from otel_feedback._recording.handoff import put_on_span
 from otel_feedback._recording.recorded import RecordedFeedback
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from otel_feedback._model import Feedback, FeedbackConfig
 
 __all__ = ["record_feedback"]
+
+# Feedback with no run to attach to: counted in one rate-limited line per 30 s, the rest at exit.
+_not_recorded = LossLog("feedback record(s)")
+atexit.register(_not_recorded.flush)
 
 UUIDLike = UUID | str
 
@@ -256,11 +261,11 @@ def _hand_off(recorded: RecordedFeedback, target: Target, now_ns: int) -> Record
     was sampled, so bugs do not hide behind sampling.
     """
     if target is None:
-        warn_once(
-            "no-recording-span",
-            "record_feedback(%r) was called with no span current and no run given; the "
-            "feedback was not recorded",
-            recorded.key,
+        # Counted and rate-limited: the first at once, then a sum every 30 s, the rest at exit.
+        _not_recorded.report(
+            "record_feedback",
+            "not recorded: no span current and no run given (tracing off, or no span records it)",
+            1,
         )
         return None
     if target.__class__ is Remote:
