@@ -147,8 +147,10 @@ def evaluation_of(attrs: Mapping[str, Any], prefix: str) -> dict[str, AttributeV
     ``prefix`` is :data:`~otel_feedback._attributes.SPAN_EVALUATION` or its ``trace.`` form.
     name = key, score (a bool as 0 or 1: the spec's scores are numbers), label = a string
     value, explanation = comment, annotator_kind from the source type, identifier = the
-    feedback id, metadata = the rest of the record as a JSON object. Empty when the record
-    has no score, label or comment: the spec wants one of them in every result.
+    feedback id, metadata = the rest of the record as a JSON object whose keys hold no dot
+    (``source_type``, ``correction``, ...): Phoenix reads a dotted key as a nested path. Empty
+    when the record has no score, label or comment: the spec wants one of them in every
+    result.
     """
     score = attrs.get(a.ATTR_SCORE, attrs.get(a.ATTR_SCORE_VALUE))
     label = attrs.get(a.ATTR_SCORE_LABEL)
@@ -168,14 +170,14 @@ def evaluation_of(attrs: Mapping[str, Any], prefix: str) -> dict[str, AttributeV
     if rest == _SOURCE_ONLY:  # most records: the metadata names their source type alone
         text = _SOURCE_METADATA.get(attrs[a.ATTR_SOURCE_TYPE])
         if text is None:
-            text = _dumps({"source.type": attrs[a.ATTR_SOURCE_TYPE]})
+            text = _dumps({_METADATA_SOURCE_TYPE: attrs[a.ATTR_SOURCE_TYPE]})
             if len(_SOURCE_METADATA) < _MAX_SOURCES:
                 _SOURCE_METADATA[attrs[a.ATTR_SOURCE_TYPE]] = text
         result[prefix + "metadata"] = text
     elif rest:
         result[prefix + "metadata"] = _dumps(
             {
-                name.removeprefix(a.PREFIX): json.loads(attrs[name])
+                _metadata_key(name): json.loads(attrs[name])
                 if name in _JSON_ATTRIBUTES
                 else attrs[name]
                 for name in rest
@@ -184,6 +186,12 @@ def evaluation_of(attrs: Mapping[str, Any], prefix: str) -> dict[str, AttributeV
     return result
 
 
+def _metadata_key(name: str) -> str:
+    """An attribute's key in the metadata object: no prefix, and no dot (Phoenix nests on dots)."""
+    return name.removeprefix(a.PREFIX).replace(".", "_")
+
+
+_METADATA_SOURCE_TYPE = _metadata_key(a.ATTR_SOURCE_TYPE)
 _SOURCE_ONLY = [a.ATTR_SOURCE_TYPE]
 _SOURCE_METADATA: dict[Any, str] = {}
 _MAX_SOURCES = 64

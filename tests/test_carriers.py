@@ -76,9 +76,10 @@ def test_a_carrier_is_an_openinference_evaluator_linked_to_the_judged_span(
     assert attributes[EVAL + "annotator_kind"] == "LLM"
     assert attributes[EVAL + "identifier"] == str(recorded.id)
     metadata = json.loads(str(attributes[EVAL + "metadata"]))
+    # Keys without dots: Phoenix reads ``source.type`` as ``{"source": {"type": ...}}``.
     assert metadata == {
-        "source.type": "model",
-        "source.metadata": {"judge": "gpt-judge-2"},
+        "source_type": "model",
+        "source_metadata": {"judge": "gpt-judge-2"},
         "correction": {"answer": "30 days"},
     }
     assert not any(name.startswith("trace.") for name in attributes)

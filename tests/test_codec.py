@@ -8,7 +8,7 @@ from hypothesis import given, settings
 
 from otel_feedback import Feedback, InvalidFeedbackError
 from otel_feedback import _attributes as a
-from otel_feedback._codec import encode
+from otel_feedback._codec import encode, evaluation_of
 from otel_feedback._decode import decode
 from otel_feedback._ids import datetime_from_ns, ns_from_datetime
 from tests.strategies import records
@@ -50,6 +50,26 @@ def test_every_attribute_is_a_valid_otel_attribute_value(record: Feedback) -> No
 def test_the_json_form_reads_back_to_the_same_record(record: Feedback) -> None:
     assert Feedback.model_validate_json(record.model_dump_json()) == record
     assert Feedback.model_validate(json.loads(record.model_dump_json())) == record
+
+
+@settings(max_examples=200, deadline=None)
+@given(records())
+def test_openinference_metadata_keys_hold_no_dot(record: Feedback) -> None:
+    """Phoenix unflattens a dotted metadata key into nested objects: ``source.type`` would
+    arrive as ``{"source": {"type": ...}}``. Every top-level key is flat."""
+    for prefix in (a.SPAN_EVALUATION, a.TRACE_EVALUATION):
+        result = evaluation_of(encode(record), prefix)
+        if prefix + "metadata" in result:
+            metadata = json.loads(str(result[prefix + "metadata"]))
+            assert all("." not in key for key in metadata), sorted(metadata)
+
+
+def test_the_source_type_is_metadata_under_a_flat_key() -> None:
+    result = evaluation_of(
+        {a.ATTR_KEY: "k", a.ATTR_ID: "1", a.ATTR_SCORE_VALUE: 1.0, a.ATTR_SOURCE_TYPE: "model"},
+        a.SPAN_EVALUATION,
+    )
+    assert json.loads(str(result[a.SPAN_EVALUATION + "metadata"])) == {"source_type": "model"}
 
 
 def test_timestamps_convert_exactly() -> None:
