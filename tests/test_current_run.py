@@ -30,11 +30,32 @@ def test_the_handle_names_the_current_span(pipeline: Pipeline) -> None:
     assert run.trace_id == uuid.UUID(int=context.trace_id)
     assert run.run_id == uuid.UUID(int=context.span_id)
     assert run.traceparent == f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+    assert run.root_run_id == run.run_id  # the span is its trace's root
     assert json.loads(json.dumps(run.as_dict())) == {
         "trace_id": str(run.trace_id),
         "run_id": str(run.run_id),
         "traceparent": run.traceparent,
+        "root_run_id": str(run.run_id),
     }
+
+
+def test_the_handle_names_its_traces_root_when_this_process_has_it(pipeline: Pipeline) -> None:
+    tracer = pipeline.tracer
+    with tracer.start_as_current_span("answer") as root, tracer.start_as_current_span("step"):
+        nested = current_run()
+    assert nested is not None
+    assert nested.root_run_id == uuid.UUID(int=root.get_span_context().span_id)
+    assert nested.as_dict()["root_run_id"] == str(nested.root_run_id)
+    # A trace continued from another process: its root is there, not here.
+    upstream = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
+    with (
+        trace.use_span(NonRecordingSpan(upstream)),
+        tracer.start_as_current_span("handler"),
+    ):
+        continued = current_run()
+    assert continued is not None
+    assert continued.root_run_id is None
+    assert "root_run_id" not in continued.as_dict()
 
 
 def test_feedback_through_the_handle_lands_on_the_run(global_pipeline: Pipeline) -> None:

@@ -394,3 +394,67 @@ def test_a_secret_utf8_cannot_hold_is_refused_by_name(secret: str) -> None:
         create_feedback_token(trace_id=TRACE, secret=secret)
     with pytest.raises(FeedbackTokenError, match=r"^secret: "):
         record_feedback_from_token(_token(key="k"), score=1, secret=secret)
+
+
+def _signed(payload: bytes, secret: str = SECRET) -> str:
+    raw = payload + _tokens._tag(secret.encode(), payload)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_a_token_minted_inside_a_trace_carries_its_root(global_pipeline: Pipeline) -> None:
+    tracer = global_pipeline.tracer
+    with tracer.start_as_current_span("answer") as root, tracer.start_as_current_span("step"):
+        on_step = create_feedback_token(key="k", secret=SECRET)
+        on_trace = create_feedback_token(
+            trace_id=root.get_span_context().trace_id, key="k", secret=SECRET
+        )
+    with tracer.start_as_current_span("alone"):
+        on_root = create_feedback_token(key="k", secret=SECRET)
+    root_id = root.get_span_context().span_id
+    assert _tokens.read_feedback_token(on_step, secret=SECRET).root_span_id == root_id
+    claims = _tokens.read_feedback_token(on_trace, secret=SECRET)
+    assert (claims.span_id, claims.root_span_id) == (0, root_id)
+    # The bound span is the root: nothing more to carry, the token stays in version 1.
+    assert _tokens.read_feedback_token(on_root, secret=SECRET).root_span_id == 0
+    assert _tokens._decoded(on_root)[0] == 1
+    assert _tokens._decoded(on_step)[0] == 2
+    assert len(on_step) < 100
+
+
+def test_version_1_tokens_verify_as_before() -> None:
+    expires = int(_tokens._now()) + 60
+    payload = _tokens._HEAD.pack(1, TRACE.to_bytes(16, "big"), SPAN.to_bytes(8, "big"), expires)
+    claims = _tokens.read_feedback_token(_signed(payload + b"k"), secret=SECRET)
+    assert (claims.trace_id, claims.span_id, claims.key, claims.root_span_id) == (
+        TRACE,
+        SPAN,
+        "k",
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("root", "reason"),
+    [(0, "names no other root"), (SPAN, "names no other root")],
+)
+def test_a_version_2_token_must_name_another_root(root: int, reason: str) -> None:
+    expires = int(_tokens._now()) + 60
+    payload = _tokens._HEAD_ROOTED.pack(
+        2, TRACE.to_bytes(16, "big"), SPAN.to_bytes(8, "big"), root.to_bytes(8, "big"), expires
+    )
+    assert reason in str(_refused(_signed(payload + b"k")))
+
+
+def test_a_version_2_token_cut_inside_its_head_is_refused() -> None:
+    payload = _tokens._HEAD.pack(2, TRACE.to_bytes(16, "big"), SPAN.to_bytes(8, "big"), 1)
+    assert "too short" in str(_refused(_signed(payload)))
+
+
+def test_the_root_a_token_carries_cannot_be_changed(global_pipeline: Pipeline) -> None:
+    tracer = global_pipeline.tracer
+    with tracer.start_as_current_span("answer"), tracer.start_as_current_span("step"):
+        token = create_feedback_token(key="k", secret=SECRET)
+    raw = bytearray(_tokens._decoded(token))
+    raw[1 + 16 + 8 + 7] ^= 1  # the root's last byte
+    forged = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    assert "signature does not match" in str(_refused(forged))

@@ -151,7 +151,8 @@ class FeedbackSpanProcessor(SpanProcessor):
         self._engine.put([item])  # after shutdown, it is counted as dropped there
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Nothing to do when a span starts."""
+        """Note the span when it is its trace's root: feedback on the trace finds it open."""
+        note_root(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the feedback of ``span``. Runs on the application's thread: scan, hand off.

@@ -16,13 +16,14 @@ from uuid import UUID
 
 from opentelemetry.util.types import AttributeValue
 
-from otel_feedback._attributes import ATTR_KEY
+from otel_feedback._attributes import ATTR_KEY, ATTR_LANGSMITH_TRACE_ID
 from otel_feedback._ids import (
     datetime_from_ns,
     uuid_from_span_id,
     uuid_from_trace_id,
     uuid_of_int,
 )
+from otel_feedback._recording.roots import real_root_of
 
 if TYPE_CHECKING:
     from otel_feedback._model import Feedback
@@ -54,7 +55,8 @@ class RecordedFeedback:
     _trace_id: int
     _span_id: int
     _record: Feedback | None
-    # The judged span's correlation attributes (gen_ai.response.id, ...), set when it ends.
+    # The judged span's correlation attributes (gen_ai.response.id, ...), set when it ends;
+    # for a whole trace, its root run as LangSmith's trace id when known.
     _run: Mapping[str, str] | None
 
     def __init__(self) -> None:
@@ -79,7 +81,10 @@ class RecordedFeedback:
         self._trace_id = trace_id
         self._span_id = span_id
         self._record = record
-        self._run = None
+        # Feedback on a whole trace carries the trace's root, when known here, as LangSmith's
+        # id of the trace: LangSmith keeps it on that root run.
+        root = 0 if span_id else real_root_of(trace_id)
+        self._run = {ATTR_LANGSMITH_TRACE_ID: str(uuid_from_span_id(root))} if root else None
         return self
 
     @property

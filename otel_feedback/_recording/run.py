@@ -9,13 +9,14 @@ from uuid import UUID
 from opentelemetry import trace
 
 from otel_feedback._ids import traceparent_of, uuid_from_span_id, uuid_from_trace_id
+from otel_feedback._recording.roots import real_root_of
 
 __all__ = ["RunHandle", "current_run"]
 
 
 @dataclass(frozen=True)
 class RunHandle:
-    """A run as a frontend needs it: its LangSmith ids, its traceparent, feedback tokens.
+    """A run as a frontend needs it: its ids, its trace's root, its traceparent, feedback tokens.
 
     Example::
 
@@ -24,13 +25,20 @@ class RunHandle:
     """
 
     trace_id: UUID
-    """The run's trace, as LangSmith reads it (``UUID(int=otel_trace_id)``)."""
+    """The run's trace, as the record holds it (``UUID(int=otel_trace_id)``)."""
     run_id: UUID
     """The run, as LangSmith reads it (``UUID(int=otel_span_id)``)."""
     traceparent: str
     """The W3C ``traceparent`` of the run: ``record_feedback(traceparent=...)`` takes it."""
     span_context: trace.SpanContext = field(repr=False, compare=False)
     """The run's OpenTelemetry span context."""
+    root_run_id: UUID | None = None
+    """The root run of the trace (``UUID(int=root_span_id)``), LangSmith's id of the trace;
+    ``None`` when the trace's root is not in this process (it began elsewhere).
+
+    Feedback on the whole trace from another process:
+    ``record_feedback(key, trace_id=run.trace_id, run_id=run.root_run_id)``.
+    """
 
     def feedback_token(
         self,
@@ -41,7 +49,8 @@ class RunHandle:
     ) -> str:
         """A signed token that lets its holder give feedback on this run only.
 
-        As :func:`create_feedback_token` for this run; see it for the arguments.
+        As :func:`create_feedback_token` for this run; see it for the arguments. The token
+        also carries the trace's root when it is known here.
 
         Raises:
             FeedbackTokenError: no secret, or one that is too short.
@@ -54,12 +63,15 @@ class RunHandle:
         )
 
     def as_dict(self) -> dict[str, str]:
-        """``trace_id``, ``run_id`` and ``traceparent`` as strings, ready for JSON."""
-        return {
+        """``trace_id``, ``run_id``, ``traceparent`` (and ``root_run_id`` when known) as strings."""
+        ids = {
             "trace_id": str(self.trace_id),
             "run_id": str(self.run_id),
             "traceparent": self.traceparent,
         }
+        if self.root_run_id is not None:
+            ids["root_run_id"] = str(self.root_run_id)
+        return ids
 
 
 def current_run() -> RunHandle | None:
@@ -75,6 +87,7 @@ def current_run() -> RunHandle | None:
     if not span.is_recording():
         return None
     context = span.get_span_context()
+    root = real_root_of(context.trace_id)
     return RunHandle(
         trace_id=uuid_from_trace_id(context.trace_id),
         run_id=uuid_from_span_id(context.span_id),
@@ -82,4 +95,5 @@ def current_run() -> RunHandle | None:
             context.trace_id, context.span_id, sampled=context.trace_flags.sampled
         ),
         span_context=context,
+        root_run_id=uuid_from_span_id(root) if root else None,
     )

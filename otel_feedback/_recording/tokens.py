@@ -1,10 +1,16 @@
 """Signed feedback tokens: an end user may give feedback on exactly one run, and no other.
 
 A token is ``base64url(payload || tag)`` without padding, where the payload is the version
-byte, the 16-byte trace id, the 8-byte span id (zero: the whole trace), the expiry as 8-byte
-Unix seconds and the allowed key in UTF-8 (empty: any key), and the tag is the first 16 bytes
-of HMAC-SHA256(secret, payload). Any process that shares the secret can mint and check them;
+byte, the 16-byte trace id, the 8-byte span id (zero: the whole trace), in version 2 the
+8-byte span id of the trace's root (never zero), the expiry as 8-byte Unix seconds and the
+allowed key in UTF-8 (empty: any key), and the tag is the first 16 bytes of
+HMAC-SHA256(secret, payload). Any process that shares the secret can mint and check them;
 no server keeps state.
+
+Version 2 is minted when the trace's root is known where the token is made and is not the
+bound span itself: LangSmith keeps feedback on a whole trace on its root run, which the
+process taking the feedback may never have seen. Version 1 tokens (no root) are minted
+otherwise, and verify by the same rules as ever.
 
 Decoding is strict: only the URL-safe alphabet, and only the one canonical text of the bytes
 (a decoder that skipped other characters would let a token with characters inserted into it
@@ -47,6 +53,7 @@ from otel_feedback._ids import IdLike, datetime_from_ns
 from otel_feedback._log import logger
 from otel_feedback._recording.record import record_feedback
 from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.roots import learn_root, real_root_of
 from otel_feedback._recording.target import Remote, SpanLike, resolve_target
 
 __all__ = [
@@ -60,6 +67,8 @@ __all__ = [
 
 _VERSION = 1
 _HEAD = struct.Struct(">B16s8sQ")
+_VERSION_ROOTED = 2
+_HEAD_ROOTED = struct.Struct(">B16s8s8sQ")
 _TAG_BYTES = 16
 _MIN_SECRET_BYTES = 16
 _MAX_KEY_BYTES = 256
@@ -127,12 +136,15 @@ def create_feedback_token(
         raise InvalidFeedbackError(
             "expires_in", "too large: the token would expire after 9999-12-31"
         )
-    payload = _HEAD.pack(
-        _VERSION,
-        target.trace_id.to_bytes(16, "big"),
-        target.span_id.to_bytes(8, "big"),
-        expires,
-    )
+    trace_bytes = target.trace_id.to_bytes(16, "big")
+    span_bytes = target.span_id.to_bytes(8, "big")
+    root = real_root_of(target.trace_id)
+    if root and root != target.span_id:
+        payload = _HEAD_ROOTED.pack(
+            _VERSION_ROOTED, trace_bytes, span_bytes, root.to_bytes(8, "big"), expires
+        )
+    else:
+        payload = _HEAD.pack(_VERSION, trace_bytes, span_bytes, expires)
     payload += key_bytes
     return base64.urlsafe_b64encode(payload + _tag(signing_key, payload)).rstrip(b"=").decode()
 
@@ -179,7 +191,7 @@ def record_feedback_from_token(
             another secret, or expired; the key is not the one it allows; no secret.
         InvalidFeedbackError: bad feedback values, as for ``record_feedback``.
     """
-    trace_id, span_id, allowed_key, _expires = read_feedback_token(
+    trace_id, span_id, allowed_key, _expires, root = read_feedback_token(
         token, secret=secret, fallback_secrets=fallback_secrets
     )
     if allowed_key is not None and key is not None and key != allowed_key:
@@ -187,6 +199,9 @@ def record_feedback_from_token(
     chosen = key if key is not None else allowed_key
     if chosen is None:
         raise InvalidFeedbackError("key", "required: the token allows any key but names none")
+    if root:
+        # Signed where the trace ran: feedback on the whole trace finds its root run.
+        learn_root(trace_id, root)
     return record_feedback(
         chosen,
         score=score,
@@ -206,12 +221,17 @@ def token_feedback_id(token: str, key: str) -> UUID:
 
 
 class TokenClaims(NamedTuple):
-    """What a verified feedback token allows: the run, the key (``None``: any) and its expiry."""
+    """What a verified feedback token allows: the run, the key (``None``: any) and its expiry.
+
+    ``root_span_id``: the span id of the trace's root when the token was minted knowing it
+    (0: not carried, or the bound span is the root).
+    """
 
     trace_id: int
     span_id: int
     key: str | None
     expires: datetime
+    root_span_id: int = 0
 
 
 def read_feedback_token(
@@ -271,8 +291,19 @@ def _verify(token: object, signing_keys: list[bytes]) -> TokenClaims:
         raise FeedbackTokenError(
             "token", "signature does not match: tampered with, truncated, or another secret"
         )
-    version, trace_bytes, span_bytes, expires = _HEAD.unpack_from(payload)
-    if version != _VERSION:
+    version = payload[0]
+    if version == _VERSION:
+        _version, trace_bytes, span_bytes, expires = _HEAD.unpack_from(payload)
+        root_bytes, head = b"", _HEAD.size
+    elif version == _VERSION_ROOTED:
+        if len(payload) < _HEAD_ROOTED.size:
+            raise FeedbackTokenError("token", "truncated or garbled: too short")
+        _version, trace_bytes, span_bytes, root_bytes, expires = _HEAD_ROOTED.unpack_from(payload)
+        head = _HEAD_ROOTED.size
+        # Only minted with a root that is not the bound span: any other is not a token.
+        if not any(root_bytes) or root_bytes == span_bytes:
+            raise FeedbackTokenError("token", "garbled: a version 2 token names no other root")
+    else:
         raise FeedbackTokenError("token", f"unknown token version {version}")
     # Signed before expiries were bounded at creation: refused, not an OverflowError.
     if expires > _MAX_EXPIRES:
@@ -280,7 +311,7 @@ def _verify(token: object, signing_keys: list[bytes]) -> TokenClaims:
     if _now() >= expires:
         when = datetime_from_ns(expires * 1_000_000_000).isoformat()
         raise FeedbackTokenError("token", f"expired at {when}")
-    key_bytes = payload[_HEAD.size :]
+    key_bytes = payload[head:]
     try:
         allowed_key = key_bytes.decode() if key_bytes else None
     except UnicodeDecodeError:
@@ -290,6 +321,7 @@ def _verify(token: object, signing_keys: list[bytes]) -> TokenClaims:
         int.from_bytes(span_bytes, "big"),
         allowed_key,
         datetime_from_ns(expires * 1_000_000_000),
+        int.from_bytes(root_bytes, "big"),
     )
 
 
