@@ -99,6 +99,9 @@ class StandIn:
             def do_POST(self) -> None:
                 self._handle()
 
+            def do_PATCH(self) -> None:
+                self._handle()
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 

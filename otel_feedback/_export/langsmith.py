@@ -4,15 +4,20 @@ LangSmith ingests OTLP spans as runs whose id is the span id right-aligned in 16
 (``langsmith.integrations.otel.langsmith_run_id_from_otel_span_id``): exactly the record's
 ``run_id``. Records go to ``POST /feedback`` one by one, in the JSON the ``langsmith`` client
 sends there, with ``session_id`` filled from the project named by ``LANGSMITH_PROJECT``
-(looked up once).
+(looked up once). A feedback id LangSmith holds already (409) is updated in place, as the
+client's ``update_feedback`` does (``PATCH /feedback/{id}``): a resubmission or a re-import
+replaces the score instead of being ignored.
 
 What LangSmith's ``trace_id`` is for an OTLP trace is not the record's ``trace_id``: LangSmith
 calls ``trace_id`` the id of the trace's root run, which for an OTLP trace is derived from the
-root *span's* id, unknown to a record about another span. So the body carries no ``trace_id``
-(it is optional), and feedback on a whole trace, which LangSmith can only address through its
-root run, is refused with that reason. A span that names its LangSmith ids itself
-(``langsmith.span.id``, ``langsmith.trace.id``) is the exception: the record carries them
-(``Feedback.run_attributes``) and they are used.
+root *span's* id. Feedback on a whole trace therefore goes to the root run, whose id the
+record carries as ``langsmith.trace.id`` in ``Feedback.run_attributes`` whenever the root was
+known where it was recorded (the root span started in that process, or a feedback token
+minted inside the trace named it). Without it the record is refused with the reason:
+LangSmith's API finds runs by its own ids, never by an OpenTelemetry trace id (its run
+schema and its run filters hold none; ``langsmith/schemas.py``, ``Client.list_runs``), so
+the root cannot be looked up there. A span that names its LangSmith ids itself
+(``langsmith.span.id``, ``langsmith.trace.id``) is used as it says.
 
 Plain HTTP (``requests``): the ``langsmith`` client would bring its own background thread,
 queue and retries, which the engine already provides.
@@ -44,7 +49,9 @@ from otel_feedback._model import Feedback
 __all__ = [
     "LangSmithFeedbackExporter",
     "feedback_create_of",
+    "feedback_update_of",
     "langsmith_ids_of",
+    "langsmith_score",
     "langsmith_source_type",
 ]
 
@@ -55,10 +62,16 @@ _LANGSMITH_TYPES: Final = frozenset({"api", "model", "app", "auto_eval"})
 _BY_KIND: Final = {"HUMAN": "app", "LLM": "model", "CODE": "api"}
 ORIGINAL_SOURCE_TYPE: Final = "otel_feedback.source_type"
 """``feedback_source.metadata`` key holding a source type LangSmith does not take as given."""
+ORIGINAL_SCORE: Final = "otel_feedback.score"
+"""``feedback_source.metadata`` key holding a score LangSmith stores only to 4 decimals."""
 WHOLE_TRACE_REFUSED: Final = (
-    "LangSmith addresses a whole trace through its root run, whose id comes from the root "
-    "span's id, which this trace-level record does not carry; record it on the root span"
+    "LangSmith keeps feedback on a whole trace on its root run, whose id is the root span's "
+    "id, and this trace's root was not seen where the feedback was recorded (LangSmith's API "
+    "cannot find a run by OpenTelemetry trace id): record it with run_id= the root span's id "
+    "(RunHandle.root_run_id), or through a token minted inside the trace"
 )
+# The fields the client's update_feedback changes (PATCH /feedback/{id}).
+_UPDATED: Final = ("score", "value", "correction", "comment")
 
 
 def langsmith_source_type(source_type: str | None) -> str:
@@ -67,6 +80,11 @@ def langsmith_source_type(source_type: str | None) -> str:
     if kind in _LANGSMITH_TYPES:
         return kind
     return _BY_KIND[annotator_kind(kind)]
+
+
+def langsmith_score(score: bool | float | None) -> bool | float | None:
+    """The score as the client sends it: a float rounded to the 4 decimals LangSmith stores."""
+    return round(score, 4) if isinstance(score, float) else score
 
 
 def feedback_create_of(record: Feedback, session_id: UUID | None) -> dict[str, Any]:
@@ -81,6 +99,10 @@ def feedback_create_of(record: Feedback, session_id: UUID | None) -> dict[str, A
     mapped = langsmith_source_type(source.get("type"))
     if mapped != source.get("type"):
         metadata[ORIGINAL_SOURCE_TYPE] = source.get("type")
+    score = langsmith_score(record.score)
+    if score != record.score:
+        metadata[ORIGINAL_SCORE] = record.score  # kept whole, not lost to the rounding
+    body["score"] = score
     body["feedback_source"] = {
         "type": mapped,
         "metadata": metadata,
@@ -92,17 +114,30 @@ def feedback_create_of(record: Feedback, session_id: UUID | None) -> dict[str, A
     return {name: value for name, value in body.items() if value is not None}
 
 
+def feedback_update_of(record: Feedback) -> dict[str, Any]:
+    """The ``PATCH /feedback/{id}`` body: the fields ``update_feedback`` changes, all of them.
+
+    The record is the whole new state: a field it leaves empty is cleared (``null``), as
+    ``update_feedback(..., comment=None)`` clears it.
+    """
+    body = record.model_dump(mode="json", include=set(_UPDATED))
+    body["score"] = langsmith_score(record.score)
+    return {name: body.get(name) for name in _UPDATED}
+
+
 def langsmith_ids_of(record: Feedback) -> tuple[UUID | None, UUID | None]:
-    """The run and trace ids LangSmith gave the judged span.
+    """The run and trace ids LangSmith gave the judged span (or trace).
 
     A span may name its LangSmith run and trace itself (``langsmith.span.id``,
     ``langsmith.trace.id``, UUIDs): those win. Otherwise the run is the record's ``run_id``
-    (LangSmith's rule for OTLP spans) and the trace is unknown. Feedback on a whole trace has
-    no run.
+    (LangSmith's rule for OTLP spans) and the trace is unknown. Feedback on a whole trace
+    goes to the root run, both run and trace, when the record carries it (its
+    ``langsmith.trace.id``); else it has no run.
     """
-    if record.run_id is None:
-        return None, None
     run = record.run_attributes
+    if record.run_id is None:
+        root = _uuid_or_none(run.get(ATTR_LANGSMITH_TRACE_ID))
+        return root, root
     trace_id = _uuid_or_none(run.get(ATTR_LANGSMITH_TRACE_ID))
     return _uuid_or_none(run.get(ATTR_LANGSMITH_RUN_ID)) or record.run_id, trace_id
 
@@ -127,7 +162,16 @@ class LangSmithFeedbackExporter(PerRecordExporter):
     become ``app``, judges (``llm``, ``judge``) ``model``, anything else ``api``, the given
     type kept in ``feedback_source.metadata["otel_feedback.source_type"]``.
 
-    Outcomes: delivered on 2xx (and 409, the feedback id already there); sent again later
+    Feedback on a whole trace goes to the trace's root run when the record carries its id
+    (the root span started in the recording process, or a token minted inside the trace
+    named it); otherwise it is refused with that reason, as LangSmith cannot look the root
+    up by an OpenTelemetry trace id. A float score is rounded to the 4 decimals LangSmith
+    stores, as its client does; the exact score stays in
+    ``feedback_source.metadata["otel_feedback.score"]``.
+
+    Outcomes: delivered on 2xx; a feedback id LangSmith has already (409) is updated in
+    place (``PATCH /feedback/{id}``, as the client's ``update_feedback``: score, value,
+    correction and comment become the record's), so resubmitting is an update; sent again later
     when LangSmith is down, slow, busy (429, 5xx, an answer cut off mid-body; after the
     ``Retry-After`` it sends, when it sends one), has not ingested the run yet (404), or
     the project does not exist yet (it appears with its first trace); refused with the
@@ -215,11 +259,15 @@ class LangSmithFeedbackExporter(PerRecordExporter):
         reply = self._http.request(
             "POST", "/feedback", body=feedback_create_of(record, self._project_id)
         )
+        if reply.status == 409:  # this feedback id is there already: it becomes this record
+            reply = self._http.request(
+                "PATCH", f"/feedback/{record.id}", body=feedback_update_of(record)
+            )
         return _verdict(reply)
 
 
 def _verdict(reply: Reply) -> Step:
-    if reply.ok or reply.status == 409:  # 409: this feedback id is there already
+    if reply.ok:
         return DELIVERED
     if reply.transient:
         return unavailable(reply)
