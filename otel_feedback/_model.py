@@ -427,5 +427,10 @@ def invalid_feedback(
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a caller's object may raise anything from its repr
+        return f"a {type(value).__name__} that cannot be shown"
+    if not isinstance(text, str):
+        return f"a {type(value).__name__} that cannot be shown"
     return text if len(text) <= 80 else text[:77] + "..."

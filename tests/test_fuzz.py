@@ -38,6 +38,23 @@ class Opaque:
         return "Opaque()"
 
 
+class Unshowable:
+    """Its repr and str raise: an argument error must still name the argument."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class UnshowableText(str):
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -50,6 +67,8 @@ scalars = st.one_of(
     st.uuids().map(str),
     st.datetimes(),
     st.just(Opaque()),
+    st.builds(Unshowable),
+    st.text(max_size=5).map(UnshowableText),
     st.sampled_from(["api", "model", "app", "", "continuous", "0" * 32, "ab" * 8]),
 )
 anything: st.SearchStrategy[Any] = st.recursive(

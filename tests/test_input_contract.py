@@ -153,6 +153,80 @@ def test_objects_whose_methods_raise_are_refused_by_name(argument: str, value: o
     assert "RuntimeError" in _refused(argument, **{argument: value})
 
 
+class _Unshowable:
+    """An object whose repr and str raise, as a broken proxy or a half-built object may."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class _UnshowableText(str):
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+# The positions where such an object once escaped as RuntimeError, then every other one.
+_ARGUMENTS = [
+    "key",
+    "comment",
+    "feedback_source_type",
+    "session_id",
+    "trace_id",
+    "score",
+    "value",
+    "correction",
+    "source_info",
+    "source_run_id",
+    "feedback_id",
+    "feedback_config",
+    "comparative_experiment_id",
+    "feedback_group_id",
+    "extra",
+    "error",
+    "start_time",
+    "user_id",
+    "span",
+    "run_id",
+    "traceparent",
+]
+
+
+@pytest.mark.parametrize("argument", _ARGUMENTS)
+@pytest.mark.parametrize("value", [_Unshowable(), _UnshowableText("x")], ids=["object", "str"])
+def test_an_argument_whose_repr_raises_is_refused_by_name_or_taken(
+    argument: str, value: object
+) -> None:
+    arguments: dict[str, Any] = {argument: value}
+    if argument == "run_id":
+        arguments["trace_id"] = "ab" * 16
+    refused: InvalidFeedbackError | None = None
+    with TRACER.start_as_current_span("run"):
+        try:
+            record_feedback(**{"key": "k", **arguments})
+        except InvalidFeedbackError as error:  # any other exception fails the test
+            refused = error
+    if refused is not None:
+        assert refused.field.split(".")[0] == argument
+        assert str(refused).startswith(f"{argument}: ")
+        return
+    # Taken only as a valid string: a str whose repr raises is still a string.
+    assert isinstance(value, str)
+    assert argument in {"key", "comment", "feedback_source_type", "value", "correction", "user_id"}
+
+
+@pytest.mark.parametrize(
+    "argument", ["key", "comment", "feedback_source_type", "session_id", "trace_id"]
+)
+def test_the_five_positions_refuse_an_unshowable_object_by_name(argument: str) -> None:
+    message = _refused(argument, **{argument: _Unshowable()})
+    assert "_Unshowable" in message
+
+
 numpy_scores = st.one_of(
     st.integers(-(2**63), 2**63 - 1).map(np.int64),
     st.integers(0, 2**32 - 1).map(np.uint32),

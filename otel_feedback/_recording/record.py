@@ -33,6 +33,7 @@ from otel_feedback._recording.target import (
     SpanLike,
     Target,
     current_target,
+    read_argument,
     resolve_target,
 )
 
@@ -347,7 +348,7 @@ def _checked_record(
             {
                 "id": random_uuid4()
                 if feedback_id is None
-                else as_uuid(feedback_id, "feedback_id"),
+                else read_argument(as_uuid, feedback_id, "feedback_id"),
                 "created_at": datetime_from_ns(now_ns),
                 "trace_id": uuid_from_trace_id(judged_trace) if judged_trace else None,
                 "run_id": uuid_from_span_id(judged_span) if judged_span else None,
@@ -400,12 +401,15 @@ def _source(
             )
         metadata = _as_dict(source_info, "source_info")
     if source_run_id is not None:
-        run_id = as_uuid(source_run_id, "source_run_id")
+        run_id = read_argument(as_uuid, source_run_id, "source_run_id")
         metadata = metadata or {}
         metadata.setdefault("__run", {"run_id": str(run_id)})
     if not isinstance(source_type, str) or not source_type:
         raise InvalidFeedbackError(
-            "feedback_source_type", f"must be a non-empty string, got {source_type!r}"
+            "feedback_source_type",
+            f"must be a non-empty string, got a {type(source_type).__name__}"
+            if source_type.__class__ is not str
+            else "must be a non-empty string, got ''",
         )
     return {"type": source_type, "metadata": metadata, "user_id": user_id}
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -20,6 +21,7 @@ __all__ = [
     "SpanLike",
     "Target",
     "current_target",
+    "read_argument",
     "resolve_target",
     "tracing_off",
 ]
@@ -43,6 +45,8 @@ class Remote:
     local: bool = False
     flags: int = trace.TraceFlags.SAMPLED
 
+
+_T = TypeVar("_T")
 
 # A recording span to put the event on, a run known by ids, or nothing to attach to.
 Target = trace.Span | Remote | None
@@ -70,12 +74,17 @@ def resolve_target(
     """
     _check_one_way(span, trace_id, run_id, traceparent)
     if trace_id is not None:
-        span_id = 0 if run_id is None else parse_span_id(run_id, "run_id")
-        return _prefer_current(Remote(parse_trace_id(trace_id, "trace_id"), span_id, True))
+        span_id = 0 if run_id is None else read_argument(parse_span_id, run_id, "run_id")
+        trace_number = read_argument(parse_trace_id, trace_id, "trace_id")
+        return _prefer_current(Remote(trace_number, span_id, True))
     if traceparent is not None:
-        return _prefer_current(_parse_traceparent(traceparent))
+        return _prefer_current(read_argument(_parse_traceparent, traceparent, "traceparent"))
     if span is None:
         return current_target()
+    return read_argument(_of_span, span, "span")
+
+
+def _of_span(span: SpanLike, _argument: str) -> Target:
     if isinstance(span, trace.SpanContext):
         if not span.is_valid:
             return _invalid("the SpanContext is not valid (all-zero ids)")
@@ -83,6 +92,24 @@ def resolve_target(
     if isinstance(span, trace.Span) and span.is_recording():
         return span
     return _ended(span)
+
+
+def read_argument(read: Callable[[Any, str], _T], value: Any, argument: str) -> _T:
+    """``read(value, argument)``, where anything the caller's object raises is refused by name.
+
+    An argument's own methods (``__repr__`` when an error message quotes it, ``strip``,
+    ``get_span_context``) may raise anything: it becomes an InvalidFeedbackError naming the
+    argument, never another exception.
+    """
+    try:
+        return read(value, argument)
+    except InvalidFeedbackError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a caller's object may raise anything
+        raise InvalidFeedbackError(
+            argument,
+            f"could not be read: a {type(value).__name__} whose methods raise {type(exc).__name__}",
+        ) from None
 
 
 def _check_one_way(
@@ -215,6 +242,6 @@ def _prefer_current(target: Remote | None) -> Target:
     return target
 
 
-def _parse_traceparent(value: object) -> Remote:
-    trace_id, span_id, sampled = parse_traceparent(value, "traceparent")
+def _parse_traceparent(value: object, argument: str) -> Remote:
+    trace_id, span_id, sampled = parse_traceparent(value, argument)
     return Remote(trace_id, span_id, sampled)
