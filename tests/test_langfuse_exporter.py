@@ -2,7 +2,9 @@
 
 No Langfuse server can run here. Every body the exporter posts is read with the ``langfuse``
 package's own wire conversion and validated by its ``CreateScoreRequest`` model, with no
-field left over that the model does not know.
+field left over that the model does not know. The environment Langfuse gives a trace sent
+over OTLP (the resource's ``deployment.environment.name``, else ``deployment.environment``)
+is taken as the design notes record it from Langfuse's ingestion code, not from a server.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import base64
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
 
 from otel_feedback import (
     FeedbackExportResult,
@@ -20,7 +25,8 @@ from otel_feedback import (
 )
 from otel_feedback._export.base import PartialFeedbackExport
 from otel_feedback._export.langfuse import NO_VALUE
-from tests.conftest import make_pipeline
+from otel_feedback._model import Feedback
+from tests.conftest import _reset_global_tracer_provider, make_pipeline
 from tests.vendor_standin import Seen, StandIn
 
 # The langfuse package is the format oracle; its OpenTelemetry pins are newer than this
@@ -42,6 +48,7 @@ def validate(seen: Seen) -> None:
     )
     score = CreateScoreRequest.model_validate(read)
     assert not score.model_extra, f"fields Langfuse's CreateScoreRequest lacks: {score.model_extra}"
+    assert score.environment == seen.body.get("environment")
 
 
 @pytest.fixture
@@ -171,3 +178,77 @@ def test_the_newer_base_url_wins_over_the_host(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("LANGFUSE_HOST", "http://host.example")
     exporter = LangfuseFeedbackExporter(public_key=PUBLIC, secret_key=SECRET)
     assert "http://base.example" in repr(exporter)
+
+
+def one_record() -> list[Feedback]:
+    pipeline = make_pipeline()
+    with pipeline.tracer.start_as_current_span("answer"):
+        record_feedback("k", score=1)
+    pipeline.flush()
+    batch = list(pipeline.feedback.get_finished_feedback())
+    pipeline.provider.shutdown()
+    return batch
+
+
+def environments_sent(server: StandIn) -> list[str | None]:
+    return [body.get("environment") for body in server.posted("/api/public/scores")]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"deployment.environment.name": "staging"}, "staging"),
+        ({"deployment.environment": "prod-eu"}, "prod-eu"),  # the older attribute
+        ({"deployment.environment.name": "staging", "deployment.environment": "x"}, "staging"),
+        ({"service.name": "bot"}, None),  # Langfuse's default, as for the trace
+    ],
+)
+def test_each_score_lands_in_its_traces_environment(
+    langfuse: StandIn, attributes: dict[str, str], expected: str | None
+) -> None:
+    exporter = LangfuseFeedbackExporter(
+        base_url=langfuse.url,
+        public_key=PUBLIC,
+        secret_key=SECRET,
+        resource=Resource.create(attributes),
+    )
+    assert exporter.export(one_record()) is FeedbackExportResult.SUCCESS
+    assert environments_sent(langfuse) == [expected]
+
+
+def test_the_environment_comes_from_the_global_providers_resource(langfuse: StandIn) -> None:
+    exporter = exporter_for(langfuse)  # made before the provider is set: read at export
+    _reset_global_tracer_provider()
+    trace.set_tracer_provider(
+        TracerProvider(resource=Resource.create({"deployment.environment.name": "canary"}))
+    )
+    try:
+        assert exporter.export(one_record()) is FeedbackExportResult.SUCCESS
+    finally:
+        _reset_global_tracer_provider()
+    assert environments_sent(langfuse) == ["canary"]
+
+
+def test_without_a_provider_the_environment_variables_say_it(
+    langfuse: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=dev")
+    _reset_global_tracer_provider()
+    exporter = exporter_for(langfuse)
+    assert exporter.export(one_record()) is FeedbackExportResult.SUCCESS
+    assert environments_sent(langfuse) == ["dev"]
+
+
+def test_a_given_environment_wins_and_is_checked(langfuse: StandIn) -> None:
+    exporter = LangfuseFeedbackExporter(
+        base_url=langfuse.url,
+        public_key=PUBLIC,
+        secret_key=SECRET,
+        environment="eval",
+        resource=Resource.create({"deployment.environment.name": "staging"}),
+    )
+    assert exporter.export(one_record()) is FeedbackExportResult.SUCCESS
+    assert environments_sent(langfuse) == ["eval"]
+    for bad in ("Production", "langfuse-x", "", "a" * 41, "has space"):
+        with pytest.raises(ValueError, match=r"^environment: "):
+            LangfuseFeedbackExporter(public_key=PUBLIC, secret_key=SECRET, environment=bad)
