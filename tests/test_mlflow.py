@@ -2,11 +2,12 @@
 
 Real OTLP traces go to MLflow's ``/v1/traces``; the records go through the processor and
 ``MLflowFeedbackExporter``; what MLflow stored is read back through its REST API and through
-its own Python client (in MLflow's venv).
+its own Python client (in MLflow's venv), JSON types included.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,7 @@ from otel_feedback import (
     MLflowFeedbackExporter,
     record_feedback,
 )
-from otel_feedback._export.mlflow import FEEDBACK_ID
+from otel_feedback._export.mlflow import FEEDBACK_ID, FEEDBACK_VALUE
 from tests.conftest import trace_judged_elsewhere
 from tests.mlflow_server import MLflowServer, mlflow_bin
 from tests.server_process import installed
@@ -188,3 +189,72 @@ def test_carriers_of_a_trace_seen_elsewhere_stay_in_it_under_its_real_root(
     assert seen["root"] == "root"
     # MLflow reads no OpenInference result from span attributes: no assessment appears.
     assert seen["assessments"] == 0
+
+
+def exactly(value: Any) -> Any:
+    """``value`` with its JSON types spelled out: 3 and 3.0 compare unequal."""
+    if isinstance(value, dict):
+        return {key: exactly(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [exactly(item) for item in value]
+    return (type(value).__name__, value)
+
+
+def test_values_and_corrections_keep_their_json_types(mlflow: MLflowServer) -> None:
+    experiment = mlflow.create_experiment(f"types-{uuid.uuid4().hex[:8]}")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter(mlflow, experiment)))
+    processor = FeedbackSpanProcessor(MLflowFeedbackExporter(tracking_uri=mlflow.url))
+    provider.add_span_processor(processor)
+    structured_value = {"y": 3, "items": [1, 2], "ok": True, "ratio": 0.5, "name": "x"}
+    structured_correction = {"y": 3, "items": [1, 2], "nested": {"n": -7, "f": 2.25}}
+    with provider.get_tracer("t").start_as_current_span("answer") as span:
+        structured = record_feedback(
+            "structured", value=structured_value, correction=structured_correction
+        )
+        counted = record_feedback("count", score=3, correction="three")
+        flagged = record_feedback("flag", score=False, value=7)
+    assert processor.force_flush(30_000)
+    provider.shutdown()
+    assert structured is not None
+    assert counted is not None
+    assert flagged is not None
+    trace_id = f"tr-{span.get_span_context().trace_id:032x}"
+
+    # MLflow's REST API.
+    stored = mlflow.trace(trace_id)
+    assert stored is not None
+    rest = by_id(stored["trace_info"]["assessments"])
+    correction = rest[f"a-{structured.id.hex}-correction"]["expectation"]["serialized_value"]
+    assert correction["serialization_format"] == "JSON_FORMAT"
+    assert exactly(json.loads(correction["value"])) == exactly(structured_correction)
+    assert rest[f"a-{counted.id.hex}-correction"]["expectation"]["value"] == "three"
+    exact = {
+        structured.id: structured_value,
+        counted.id: 3,
+        flagged.id: False,
+    }
+    for feedback_id, value in exact.items():
+        metadata = rest[f"a-{feedback_id.hex}"]["metadata"]
+        assert exactly(json.loads(metadata[FEEDBACK_VALUE])) == exactly(value)
+    # A feedback value is MLflow's protobuf Value: its numbers are doubles.
+    assert rest[f"a-{counted.id.hex}"]["feedback"]["value"] == 3.0
+    assert json.loads(rest[f"a-{flagged.id.hex}"]["metadata"]["value"]) == 7
+
+    # MLflow's own client: the same values, the same types.
+    through_client = {
+        found["id"]: found
+        for found in mlflow._through_client(
+            "print(json.dumps([{'id': a.assessment_id, 'value': a.value,"
+            " 'metadata': a.metadata} for a in trace.info.assessments]))\n",
+            trace_id,
+        )
+    }
+    assert exactly(through_client[f"a-{structured.id.hex}-correction"]["value"]) == exactly(
+        structured_correction
+    )
+    assert through_client[f"a-{counted.id.hex}-correction"]["value"] == "three"
+    for feedback_id, value in exact.items():
+        metadata = through_client[f"a-{feedback_id.hex}"]["metadata"]
+        assert exactly(json.loads(metadata[FEEDBACK_VALUE])) == exactly(value)
+    assert through_client[f"a-{flagged.id.hex}"]["value"] is False

@@ -6,6 +6,14 @@ what ``mlflow.log_feedback`` sends). A record becomes a *feedback* assessment, a
 ``correction`` a second, *expectation* assessment. Both take ids made from the feedback id,
 so a record sent again is found instead of added twice.
 
+Values keep their JSON types where MLflow's model allows: an expectation that is an object
+or a list goes as ``serialized_value`` JSON, as MLflow's own client sends it
+(``mlflow/entities/assessment.py``, ``ExpectationValue.to_proto``), so ``{"y": 3}`` reads
+back with ``3``, not ``3.0``. A feedback value has no such form in MLflow (its ``Feedback``
+message holds a ``google.protobuf.Value``, whose numbers are doubles, and its client sends
+it so): numbers in it read back as floats, and the exact value is also kept as JSON in the
+assessment's metadata under ``feedback_value``.
+
 Plain HTTP (``requests``): MLflow's client is a large install and needs none of it here.
 """
 
@@ -30,13 +38,16 @@ from otel_feedback._export._http import (
 from otel_feedback._kinds import annotator_kind
 from otel_feedback._model import Feedback
 
-__all__ = ["MLflowFeedbackExporter", "assessments_of", "mlflow_trace_id"]
+__all__ = ["FEEDBACK_VALUE", "MLflowFeedbackExporter", "assessments_of", "mlflow_trace_id"]
 
 _VENDOR: Final = "MLflow"
 _SOURCE_TYPES: Final = {"HUMAN": "HUMAN", "LLM": "LLM_JUDGE", "CODE": "CODE"}
 _CREDENTIALS: Final = f"{env.MLFLOW_TRACKING_TOKEN} or {env.MLFLOW_TRACKING_USERNAME}"
 FEEDBACK_ID: Final = "feedback_id"
 """Assessment metadata key holding the record's feedback id."""
+FEEDBACK_VALUE: Final = "feedback_value"
+"""Assessment metadata key holding the feedback's value as exact JSON (MLflow reads floats)."""
+_JSON_FORMAT: Final = "JSON_FORMAT"  # MLflow's _JSON_SERIALIZATION_FORMAT
 # Record fields an assessment carries itself; the others go to its metadata.
 _IN_ASSESSMENT: Final = frozenset(
     {"id", "key", "score", "comment", "correction", "trace_id", "run_id", "error"}
@@ -56,7 +67,7 @@ def _time(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _metadata(record: Feedback) -> dict[str, str]:
+def _metadata(record: Feedback, value: Any) -> dict[str, str]:
     # MLflow's assessment metadata maps strings to strings: other values go as JSON text.
     exclude = set(_IN_ASSESSMENT)
     if record.score is None:
@@ -68,7 +79,21 @@ def _metadata(record: Feedback) -> dict[str, str]:
         if value is not None
     }
     metadata[FEEDBACK_ID] = str(record.id)
+    if value is not None:
+        metadata[FEEDBACK_VALUE] = json.dumps(value, ensure_ascii=False)
     return metadata
+
+
+def _expectation(value: Any) -> dict[str, Any]:
+    """An expectation as MLflow's client sends it: objects and lists as JSON text."""
+    if isinstance(value, bool | int | float | str):
+        return {"value": value}
+    return {
+        "serialized_value": {
+            "serialization_format": _JSON_FORMAT,
+            "value": json.dumps(value, ensure_ascii=False),
+        }
+    }
 
 
 def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
@@ -84,11 +109,11 @@ def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
         },
         "create_time": _time(record.created_at),
         "last_update_time": _time(record.modified_at),
-        "metadata": _metadata(record),
     }
     if record.run_id is not None:
         common["span_id"] = f"{record.run_id.int:016x}"
-    feedback: dict[str, Any] = {"value": record.score if record.score is not None else record.value}
+    value = record.score if record.score is not None else record.value
+    feedback: dict[str, Any] = {"value": value}
     if record.error:
         feedback["error"] = {
             "error_code": "EVALUATION_ERROR",
@@ -97,6 +122,7 @@ def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
     assessments = [
         {
             **common,
+            "metadata": _metadata(record, value),
             "assessment_id": f"a-{record.id.hex}",
             "feedback": feedback,
             **({"rationale": record.comment} if record.comment is not None else {}),
@@ -106,8 +132,9 @@ def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
         assessments.append(
             {
                 **common,
+                "metadata": _metadata(record, None),
                 "assessment_id": f"a-{record.id.hex}-correction",
-                "expectation": {"value": record.correction},
+                "expectation": _expectation(record.correction),
             }
         )
     return assessments
@@ -117,13 +144,15 @@ class MLflowFeedbackExporter(PerRecordExporter):
     """Writes each record as MLflow assessments on the trace and span it judges.
 
     The feedback assessment: name = key; value = score, else value (numbers read back as
-    floats); rationale = comment; ``error`` when the evaluation errored; source HUMAN for
-    people (``app``, ``human``, ``user``, ...), LLM_JUDGE for ``model``/``llm``/``judge``,
-    CODE otherwise, with the user id (else the kind) as source id; ``span_id`` = the judged
-    span (none for feedback on a whole trace); metadata = the feedback id under
+    floats, MLflow's model of a feedback value; the exact JSON is in metadata under
+    ``feedback_value``); rationale = comment; ``error`` when the evaluation errored; source
+    HUMAN for people (``app``, ``human``, ``user``, ...), LLM_JUDGE for ``model``/``llm``/
+    ``judge``, CODE otherwise, with the user id (else the kind) as source id; ``span_id`` =
+    the judged span (none for feedback on a whole trace); metadata = the feedback id under
     ``feedback_id`` and the rest of the record, as strings. A ``correction`` becomes an
-    expectation assessment of the same name. Assessment ids come from the feedback id
-    (``a-<32 hex>``), so a record sent twice is recognised, not duplicated.
+    expectation assessment of the same name: an object as ``serialized_value`` JSON, as
+    MLflow's client sends it, so its numbers keep their types. Assessment ids come from the
+    feedback id (``a-<32 hex>``), so a record sent twice is recognised, not duplicated.
 
     Outcomes: delivered when MLflow stored it (or holds it already); sent again later when
     MLflow is down, slow, busy (429, 5xx, an answer cut off mid-body; after the
