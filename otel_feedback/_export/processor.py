@@ -150,7 +150,7 @@ class FeedbackSpanProcessor(SpanProcessor):
     def _submit(self, item: FeedbackItem) -> None:
         self._engine.put([item])  # after shutdown, it is counted as dropped there
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:  # noqa: ARG002
         """Note the span when it is its trace's root: feedback on the trace finds it open."""
         note_root(span)
 
