@@ -273,6 +273,8 @@ def test_two_applications_into_one_rotel_feedback_logs_to_their_own_backend(
 
         assert traces_backend.logs() == []
         assert feedback_backend.spans() == []
+        assert {span.transport for span in traces_backend.spans()} == {"grpc"}
+        assert {log.transport for log in feedback_backend.logs()} == {"http"}
         through_spans = _spans_by_id(traces_backend.spans())
         through_logs = _logs_by_feedback_id(feedback_backend.logs())
         straight_spans = _spans_by_id(control.spans())
