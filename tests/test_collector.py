@@ -82,8 +82,15 @@ def _start_application(
 
 
 def _run_applications(applications: Sequence[subprocess.Popen[bytes]]) -> None:
-    for application in applications:
-        assert application.wait(timeout=300) == 0
+    """Wait for each application to flush and exit 0; any left running is stopped by its PID."""
+    try:
+        for application in applications:
+            assert application.wait(timeout=300) == 0
+    finally:
+        for application in applications:
+            if application.poll() is None:
+                application.kill()
+                application.wait()
 
 
 def _wait_for(receiver: OTLPReceiver, *, spans: int, logs: int) -> None:
