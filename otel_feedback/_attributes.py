@@ -13,11 +13,13 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ATTR_AGENT_NAME",
     "ATTR_COMMENT",
     "ATTR_COMPARATIVE_EXPERIMENT_ID",
     "ATTR_CORRECTION",
     "ATTR_ERROR",
     "ATTR_ERROR_TYPE",
+    "ATTR_EVALUATION_TARGET",
     "ATTR_EXTRA",
     "ATTR_FEEDBACK_CONFIG",
     "ATTR_FEEDBACK_GROUP_ID",
@@ -115,7 +117,21 @@ ATTR_LANGSMITH_RUN_ID: Final = "langsmith.span.id"
 """A span's own LangSmith run id (a UUID), which LangSmith uses instead of the span id."""
 ATTR_LANGSMITH_TRACE_ID: Final = "langsmith.trace.id"
 """A span's own LangSmith trace id (a UUID): the id of LangSmith's root run of the trace."""
-RUN_ATTRIBUTES: Final = (ATTR_RESPONSE_ID, ATTR_LANGSMITH_RUN_ID, ATTR_LANGSMITH_TRACE_ID)
+ATTR_EVALUATION_TARGET: Final = "gen_ai.evaluation.target"
+"""What was evaluated, by name: the judged span's agent (``gen_ai.agent.name``), else its name.
+
+Not (yet) in the semantic conventions: pydantic-evals writes it on its
+``gen_ai.evaluation.result`` log events (``pydantic_evals/_otel_emit.py``) and Logfire's live
+evaluations group results by it.
+"""
+ATTR_AGENT_NAME: Final = "gen_ai.agent.name"
+"""The GenAI semconv name of the agent a span runs: the evaluation target when present."""
+RUN_ATTRIBUTES: Final = (
+    ATTR_RESPONSE_ID,
+    ATTR_LANGSMITH_RUN_ID,
+    ATTR_LANGSMITH_TRACE_ID,
+    ATTR_EVALUATION_TARGET,
+)
 """The judged span's attributes that each record about it carries (``run_attributes``)."""
 
 # --- OpenInference annotations (spec/annotations.md), on carrier spans -----------------------

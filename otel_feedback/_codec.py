@@ -19,7 +19,7 @@ from otel_feedback._kinds import annotator_kind
 if TYPE_CHECKING:
     from otel_feedback._model import Feedback
 
-__all__ = ["encode", "encode_plain", "evaluation_of", "run_attributes_of"]
+__all__ = ["encode", "encode_plain", "evaluation_body", "evaluation_of", "run_attributes_of"]
 
 # Attributes of the event that the OpenInference result carries in its own fields, or that
 # say where the event sits rather than what it says.
@@ -139,6 +139,37 @@ def encode(record: Feedback) -> dict[str, AttributeValue]:
     # defines gen_ai.response.id.
     attrs.update(record.run_attributes)
     return attrs
+
+
+_BODY_VALUE_CHARS = 100
+"""A shown value longer than this is cut: the body is a one-line summary, the attributes whole."""
+
+
+def evaluation_body(record: Feedback) -> str:
+    """The log event's text, as pydantic-evals writes it: ``evaluation: <key>=<result>``.
+
+    Logfire's live evaluations show it inline (``pydantic_evals/_otel_emit.py``,
+    ``_format_result_body``): a bool as ``True``/``False``, a float in ``g`` form, an int as
+    it is, a string label quoted; ``evaluation: <key> failed`` for a record whose evaluation
+    errored. A JSON value, or nothing but a comment, shows the key alone.
+    """
+    key = record.key
+    if record.error:
+        return f"evaluation: {key} failed"
+    result = record.score if record.score is not None else record.value
+    if result is None or isinstance(result, dict):
+        return f"evaluation: {key}"
+    if isinstance(result, bool):
+        shown = "True" if result else "False"
+    elif isinstance(result, float):
+        shown = format(result, "g")
+    elif isinstance(result, str):
+        shown = repr(result)
+    else:
+        shown = str(result)
+    if len(shown) > _BODY_VALUE_CHARS:
+        shown = shown[: _BODY_VALUE_CHARS - 3] + "..."
+    return f"evaluation: {key}={shown}"
 
 
 def evaluation_of(attrs: Mapping[str, Any], prefix: str) -> dict[str, AttributeValue]:

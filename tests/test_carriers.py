@@ -338,12 +338,14 @@ def test_the_response_id_of_the_judged_span_travels_with_its_feedback(
         record_feedback("plain", score=1)
     global_pipeline.flush()
     records = {r.key: r for r in global_pipeline.feedback.get_finished_feedback()}
-    assert records["cites_sources"].run_attributes == {"gen_ai.response.id": "chatcmpl-123"}
-    assert records["correctness"].run_attributes == {"gen_ai.response.id": "chatcmpl-123"}
-    assert records["plain"].run_attributes == {}
+    # With the evaluation target: the judged span's name.
+    generated = {"gen_ai.response.id": "chatcmpl-123", "gen_ai.evaluation.target": "generate"}
+    assert records["cites_sources"].run_attributes == generated
+    assert records["correctness"].run_attributes == generated
+    assert records["plain"].run_attributes == {"gen_ai.evaluation.target": "plain"}
     # Not part of LangSmith's record format: the record's JSON is unchanged.
     assert "chatcmpl" not in records["correctness"].model_dump_json()
-    assert late.to_feedback().run_attributes == {"gen_ai.response.id": "chatcmpl-123"}
+    assert late.to_feedback().run_attributes == generated
 
 
 def test_carriers_and_response_ids_over_real_otlp(receiver: OTLPReceiver) -> None:
@@ -396,7 +398,11 @@ def test_carriers_and_response_ids_over_real_otlp(receiver: OTLPReceiver) -> Non
     ] == [answer_ids]  # the trace's root
     logs = {log.attributes["gen_ai.evaluation.name"]: log for log in receiver.logs()}
     assert logs["cites_sources"].attributes["gen_ai.response.id"] == "chatcmpl-abc"
-    assert logs["cites_sources"].feedback.run_attributes == {"gen_ai.response.id": "chatcmpl-abc"}
-    # A SpanContext carries no attributes: nothing to copy for the judge's record.
-    assert "gen_ai.response.id" not in logs["correctness"].attributes
+    assert logs["cites_sources"].feedback.run_attributes == {
+        "gen_ai.response.id": "chatcmpl-abc",
+        "gen_ai.evaluation.target": "generate",
+    }
+    # A SpanContext carries no attributes, but the span ended here: its response id was noted.
+    assert logs["correctness"].attributes["gen_ai.response.id"] == "chatcmpl-abc"
+    assert logs["correctness"].attributes["gen_ai.evaluation.target"] == "generate"
     assert (logs["helpful"].trace_id, logs["helpful"].span_id) == (ended.trace_id, 0)

@@ -309,5 +309,12 @@ def test_recorded_feedback_and_its_record_are_read_only(pipeline: Pipeline) -> N
 def test_attribute_names_live_in_one_place() -> None:
     names = [getattr(a, n) for n in a.__all__ if n.startswith("ATTR_")]
     assert len(names) == len(set(names))
-    foreign = ("gen_ai.evaluation.", "error.", "gen_ai.response.", "langsmith.", "openinference.")
+    foreign = (
+        "gen_ai.evaluation.",
+        "error.",
+        "gen_ai.response.",
+        "gen_ai.agent.",
+        "langsmith.",
+        "openinference.",
+    )
     assert all(n.startswith((a.PREFIX, *foreign)) for n in names)

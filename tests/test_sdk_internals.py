@@ -17,6 +17,7 @@ from otel_feedback._sdk import (
     CarryingEvent,
     EvictionWatch,
     add_carrying_event,
+    attribute_dict,
     cut_by_limits,
     event_list,
     keeps_no_events,
@@ -183,3 +184,22 @@ def test_a_root_span_can_be_started_in_a_given_trace() -> None:
     assert carrier.parent is None
     assert after.context.trace_id != 0xABC
     assert start_root_in_trace(trace.NoOpTracer(), 0xABC, "carrier") is None
+
+
+def test_a_spans_attributes_are_a_dict_shared_with_on_end() -> None:
+    provider = TracerProvider()
+    kept = _Keep()
+    provider.add_span_processor(kept)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("s", attributes={"a": 1}) as span:
+        span.set_attribute("gen_ai.response.id", "r")
+    with tracer.start_as_current_span("empty"):
+        pass
+    ended, empty = kept.ended
+    found = attribute_dict(ended)
+    assert isinstance(found, dict)
+    assert found == dict(ended.attributes or {}) == {"a": 1, "gen_ai.response.id": "r"}
+    assert attribute_dict(span) is found  # the live span's own, not a copy
+    assert attribute_dict(empty) == {}
+    assert attribute_dict(object()) == {}  # no attributes at all: nothing to find
+    assert attribute_dict(ReadableSpan("r")) == {}

@@ -170,7 +170,10 @@ def test_the_judged_spans_attributes_survive_the_spool(tmp_path: Path) -> None:
     assert unreadable == []
     back = sorted((row.record for row in read), key=lambda r: r.key)
     assert back == records
-    assert [dict(r.run_attributes) for r in back] == [{"gen_ai.response.id": "chatcmpl-9"}, {}]
+    assert [dict(r.run_attributes) for r in back] == [
+        {"gen_ai.response.id": "chatcmpl-9", "gen_ai.evaluation.target": "generate"},
+        {"gen_ai.evaluation.target": "other"},
+    ]
 
 
 def _record(provider: TracerProvider, count: int) -> list[UUID]:

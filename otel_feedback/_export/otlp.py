@@ -16,7 +16,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from otel_feedback._attributes import EVENT_NAME
-from otel_feedback._codec import encode
+from otel_feedback._codec import encode, evaluation_body
 from otel_feedback._environment import (
     OTEL_PYTHON_FEEDBACK_EXPORTER,
     PROTOCOL_GRPC,
@@ -181,13 +181,20 @@ def _encode_logs(log_records: Sequence[ReadableLogRecord]) -> None:
 
 
 def to_log_record(record: Feedback, resource: Resource) -> ReadableLogRecord:
-    """The OTLP log event of one record."""
+    """The OTLP log event of one record.
+
+    Its attributes are the span event's, with the judged span's run attributes (its
+    ``gen_ai.response.id`` and evaluation target, ``gen_ai.evaluation.target``); its body a
+    one-line summary, ``evaluation: correctness=1``. Both as pydantic-evals writes its
+    ``gen_ai.evaluation.result`` events, which Logfire's live evaluations group by target.
+    """
     timestamp = ns_from_datetime(record.created_at)
     if not 0 <= timestamp < _MAX_FIXED64:
         # OTLP's time is a fixed64: such a record cannot be encoded, and would sink its batch.
         raise ValueError(f"created_at: {record.created_at} does not fit an OTLP timestamp")
     log_record = LogRecord(
         timestamp=timestamp,
+        body=evaluation_body(record),
         attributes=encode(record),
         event_name=EVENT_NAME,
     )

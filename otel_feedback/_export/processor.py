@@ -22,6 +22,7 @@ from otel_feedback._log import logger
 from otel_feedback._model import Feedback
 from otel_feedback._options import ProcessorOptions, processor_options
 from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register, unregister
+from otel_feedback._recording.responses import note_response
 from otel_feedback._recording.roots import note_root
 from otel_feedback._sdk import processors_of_provider
 
@@ -160,6 +161,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         After shutdown, what it finds is counted as dropped rather than queued.
         """
         note_root(span)  # for feedback on the whole trace later (a link to its root)
+        note_response(span)  # for feedback by ids later (gen_ai.response.id)
         items = feedback_of(span)
         if items:
             self._engine.put(items)

@@ -6,8 +6,9 @@ A run that has ended, or lives in another process, gets a short carrier span nam
 attributes (``trace.evaluations.0.evaluation.*`` for a whole trace), and exactly one Span
 Link to the judged span, which is also its parent, so that trace-only backends show the late
 feedback inside the original trace, under the run it judges. It carries the same
-``gen_ai.evaluation.result`` event plus the target's ids (and the judged span's
-``gen_ai.response.id`` when the span itself was given).
+``gen_ai.evaluation.result`` event plus the target's ids, and the judged span's
+``gen_ai.response.id`` and evaluation target when the span itself was given or ended here
+with a response id (:mod:`otel_feedback._recording.responses`).
 
 Feedback on a whole trace links the trace's root when a span of it ended here, else the
 current span when it belongs to that trace. With no span of the trace known, the carrier
@@ -32,6 +33,7 @@ from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._log import logger, warn_once
 from otel_feedback._recording.handoff import direct_sinks, hand_off, sinks_of_span
 from otel_feedback._recording.recorded import RecordedFeedback
+from otel_feedback._recording.responses import noted_run
 from otel_feedback._recording.roots import CARRIER_SCOPE, forget, root_of
 from otel_feedback._recording.target import Remote
 from otel_feedback._sdk import (
@@ -64,6 +66,13 @@ def deliver_remote(
     record: RecordedFeedback, target: Remote, timestamp_ns: int
 ) -> RecordedFeedback | None:
     """Send ``record`` about ``target`` on a carrier span, else directly; None if dropped."""
+    # The judged span's correlation keys: from the span when it was given, else as noted
+    # when it ended here.
+    run = target.run
+    if run is None and target.span_id:
+        run = noted_run(target.trace_id, target.span_id)
+    if run:
+        record._run = run  # noqa: SLF001 - the judged span's correlation attributes
     if target.sampled and _carry(record, target, timestamp_ns):
         return record
     # A disabled SDK records no carrier: only then is the environment read.
@@ -138,9 +147,8 @@ def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
         a.ATTR_TRACE_ID: trace_hex(target.trace_id),
         a.ATTR_RUN_ID: span_hex(target.span_id) if target.span_id else "",
     }
-    if target.run:
-        event.update(target.run)
-        record._run = target.run  # noqa: SLF001 - the judged span's correlation attributes
+    if record._run:  # noqa: SLF001
+        event.update(record._run)  # noqa: SLF001
     # The carrier ends at once with this one event: only limits can lose it, and then the
     # whole record goes to the carrier's processors now, its event marked as cut.
     if keeps_no_events(carrier) or cut_by_limits(carrier, event):

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from otel_feedback._attributes import ATTR_TRUNCATED, EVENT_NAME
-from otel_feedback._codec import run_attributes_of
+from otel_feedback._recording.responses import run_of_span
+from otel_feedback._recording.roots import CARRIER_SCOPE
 from otel_feedback._sdk import (
     CarryingEvent,
     add_carrying_event,
@@ -118,8 +119,9 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
     ``InvalidFeedbackError`` for an event that does not make one. Returns an empty sequence,
     at the least cost, for a span without events. The caller queues the items as they are.
 
-    The span's final correlation attributes (``gen_ai.response.id``, LangSmith's ids) go
-    with each item: the span's attributes no longer change once it has ended.
+    The span's final correlation attributes (``gen_ai.response.id``, LangSmith's ids) and
+    its evaluation target go with each item: the span's attributes no longer change once it
+    has ended.
     """
     events = event_list(span)
     if events is not None and not events:
@@ -135,14 +137,17 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
         elif event.name == EVENT_NAME:
             attributes = event.attributes or {}
             if ATTR_TRUNCATED not in attributes:
-                items.append(
-                    EventFeedback(attributes, event.timestamp, trace_id, span_id, span.attributes)
-                )
+                items.append(EventFeedback(attributes, event.timestamp, trace_id, span_id))
     if items:
-        run = run_attributes_of(span.attributes)
+        # A carrier's feedback judges another span, whose run it already holds.
+        scope = span.instrumentation_scope
+        run = None if scope is not None and scope.name == CARRIER_SCOPE else run_of_span(span)
         if run is not None:
-            for item in items:
-                if item.__class__ is not EventFeedback:
+            for index, item in enumerate(items):
+                if item.__class__ is EventFeedback:
+                    # Read after the event's own attributes, which win.
+                    items[index] = item._replace(span_attributes=run)
+                else:
                     item._run = run  # type: ignore[attr-defined] # noqa: SLF001 - now final
     return items
 
@@ -208,7 +213,7 @@ def report_evictions(span: object) -> Any:
     def evicted(event: Any) -> None:
         # The span is still running: its correlation attributes as they are now.
         live = span_ref()
-        run = None if live is None else run_attributes_of(getattr(live, "attributes", None))
+        run = None if live is None else run_of_span(live)
         if event.__class__ is CarryingEvent:
             if run is not None:
                 event.item._run = run  # noqa: SLF001
@@ -236,7 +241,7 @@ def put_on_span(span: Span, recorded: RecordedFeedback, timestamp_ns: int) -> No
     if cut_by_limits(span, attributes):
         span.add_event(EVENT_NAME, {**attributes, ATTR_TRUNCATED: True}, timestamp=timestamp_ns)
         # Handed off before the span ends: its correlation attributes as they are now.
-        recorded._run = run_attributes_of(getattr(span, "attributes", None))  # noqa: SLF001
+        recorded._run = run_of_span(span)  # noqa: SLF001
         hand_off(sinks_of_span(span), recorded)
     elif not add_carrying_event(span, EVENT_NAME, attributes, timestamp_ns, recorded):
         span.add_event(EVENT_NAME, attributes, timestamp=timestamp_ns)

@@ -11,10 +11,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from otel_feedback import _environment as env
-from otel_feedback._codec import run_attributes_of
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._ids import IdLike, parse_span_id, parse_trace_id, parse_traceparent
 from otel_feedback._log import logger
+from otel_feedback._recording.responses import run_of_span
 
 __all__ = [
     "Remote",
@@ -156,12 +156,11 @@ def _ended(span: object) -> Target:
         )
     if not context.is_valid:
         return _invalid("the span has no valid SpanContext")
-    attributes = getattr(span, "attributes", None)
     return Remote(
         context.trace_id,
         context.span_id,
         context.trace_flags.sampled,
-        run_attributes_of(attributes) if isinstance(attributes, Mapping) else None,
+        run_of_span(span),
         local=not context.is_remote,
         flags=int(context.trace_flags),
     )

@@ -1,0 +1,134 @@
+"""The judged spans' correlation keys, for feedback that names its span by ids after it ended.
+
+Feedback on a live span copies the span's ``gen_ai.response.id`` (and LangSmith's ids) as
+the span ends. Feedback given later by ids or a ``traceparent`` names only the span: so the
+processors note these attributes of every span that has them as it ends here, and those of
+the first span of each trace here (its root, or a request's span), and a record about such
+a span, by whatever reference, carries them. Each record also carries its evaluation target
+(``gen_ai.evaluation.target``): the judged span's agent (``gen_ai.agent.name``), or else the
+span's name, which Logfire's live evaluations group results by.
+
+Noting runs for every span that ends, on the application's thread: three dict look-ups and
+a check for any other span; plain dicts, no lock on that path, O(1) per span, and the older
+half dropped at once when the dict holds twice the bound. A forked child keeps what its
+parent saw (the spans are the same) and gets a lock of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from itertools import islice
+from typing import Any
+
+from otel_feedback import _attributes as a
+from otel_feedback._codec import run_attributes_of
+from otel_feedback._sdk import attribute_dict
+
+__all__ = ["note_response", "noted_run", "run_of_span"]
+
+_MAX_SPANS = 4096
+"""The runs of at least this many of the latest spans noted are kept (at most twice as many)."""
+# span id -> (trace id, the span's run attributes). Keyed by the span id alone: a 64-bit
+# random number; the trace id is checked on reading.
+_runs: dict[int, tuple[int, Mapping[str, str] | str]] = {}
+_trimming = threading.Lock()
+_NOTHING: Mapping[str, Any] = {}
+
+
+def _new_lock() -> None:
+    # A thread of the parent may have held it at the fork: the child's copy would stay held.
+    global _trimming  # noqa: PLW0603
+    _trimming = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
+
+
+def note_response(span: Any) -> None:
+    """Remember the run attributes of ``span``, which ended, when late feedback may want them.
+
+    That is a span with correlation keys (a model call, most often), or the first span of
+    its trace here (a request, which users rate later by its ``traceparent``). Called by the
+    processors for every span: any other span costs three dict look-ups and a check.
+    """
+    attributes = attribute_dict(span)
+    if attributes is None:
+        attributes = span.attributes or _NOTHING
+    run: Mapping[str, str] | str | None
+    if (
+        a.ATTR_RESPONSE_ID in attributes
+        or a.ATTR_LANGSMITH_RUN_ID in attributes
+        or a.ATTR_LANGSMITH_TRACE_ID in attributes
+    ):
+        run = run_of_span(span)
+    else:
+        parent = span.parent
+        if parent is not None and not parent.is_remote:
+            return
+        # The first span here, without correlation keys: its target is all there is, kept
+        # as the bare name (a mapping is made of it when it is read).
+        run = _target_of(span, attributes) if attributes else span.name
+    context = span.context
+    if not run or context is None:
+        return
+    _runs[context.span_id] = (context.trace_id, run)
+    if len(_runs) > 2 * _MAX_SPANS:
+        _trim()
+
+
+def noted_run(trace_id: int, span_id: int) -> Mapping[str, str] | None:
+    """The correlation keys noted for the span, when it ended here with some; else None."""
+    noted = _runs.get(span_id)
+    if noted is None or noted[0] != trace_id:
+        return None
+    run = noted[1]
+    return {a.ATTR_EVALUATION_TARGET: run} if isinstance(run, str) else run
+
+
+def run_of_span(span: Any) -> dict[str, str] | None:
+    """The judged span's run attributes: its correlation keys and its evaluation target.
+
+    The target is the one the span names itself (``gen_ai.evaluation.target``), if any,
+    else the span's ``gen_ai.agent.name`` when it runs an agent, else the span's name. None
+    for a span with none of these (a span that is not the SDK's may lack a name).
+    """
+    attributes = attribute_dict(span)
+    if attributes is None:
+        found = getattr(span, "attributes", None)
+        attributes = found if isinstance(found, Mapping) else {}
+    run = run_attributes_of(attributes)
+    if run is not None and a.ATTR_EVALUATION_TARGET in run:
+        return run
+    target = _target_of(span, attributes)
+    if target is None:
+        return run
+    if run is None:
+        return {a.ATTR_EVALUATION_TARGET: target}
+    run[a.ATTR_EVALUATION_TARGET] = target
+    return run
+
+
+def _target_of(span: Any, attributes: Mapping[str, Any]) -> str | None:
+    """The span's own evaluation target, else its agent's name, else its name."""
+    for name in (a.ATTR_EVALUATION_TARGET, a.ATTR_AGENT_NAME):
+        target = attributes.get(name)
+        if target.__class__ is str and target:
+            return str(target)
+    target = getattr(span, "name", None)
+    return target if target.__class__ is str and target else None
+
+
+def _trim() -> None:
+    with _trimming:
+        if len(_runs) <= 2 * _MAX_SPANS:
+            return
+        try:
+            newest = list(islice(_runs.items(), len(_runs) - _MAX_SPANS, None))
+        except RuntimeError:
+            return  # another thread added one meanwhile: trimmed at the next span
+        # Rebuilt rather than deleted from the front (see roots.py). A span noted meanwhile
+        # may be forgotten: its late feedback then goes without its correlation keys.
+        _runs.clear()
+        _runs.update(newest)
