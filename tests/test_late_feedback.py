@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from otel_feedback import InvalidFeedbackError, record_feedback
 from otel_feedback import _attributes as a
 from otel_feedback._decode import decode
+from otel_feedback._recording import handoff
 from otel_feedback._recording import record as recording
 from tests.conftest import Pipeline, _reset_global_tracer_provider, make_pipeline
 from tests.otlp_receiver import OTLPReceiver
@@ -295,7 +297,11 @@ def test_without_a_global_sdk_provider_ids_still_reach_the_processors(pipeline: 
     assert pipeline.feedback.get_finished_feedback() == (built,)
 
 
-def test_with_nowhere_to_go_it_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_with_nowhere_to_go_it_warns_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No processor anywhere in the process: not even one an earlier test left running.
+    monkeypatch.setattr(handoff, "_sinks", weakref.WeakSet())
     caplog.set_level(logging.WARNING, logger="otel_feedback")
     assert record_feedback("k", score=1, trace_id=TRACE, run_id=SPAN) is None
     assert record_feedback("k", score=1, trace_id=TRACE, run_id=SPAN) is None

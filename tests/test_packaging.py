@@ -52,12 +52,14 @@ def test_grpc_without_the_extra_warns_once_naming_it() -> None:
     assert done.returncode == 0, done.stderr
     assert "configured" in done.stdout
     lines = [x for x in done.stderr.splitlines() if "otel-feedback[grpc]" in x]
+    # Spans and feedback fall back to OTLP/HTTP beside the gRPC endpoint, each said once.
     assert lines == [
-        "WARNING:otel_feedback:No span exporter: OTLP over gRPC needs the grpc extra: "
-        "pip install 'otel-feedback[grpc]' (or set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)",
-        "WARNING:otel_feedback:No 'otlp' feedback exporter: OTLP over gRPC needs the grpc "
-        "extra: pip install 'otel-feedback[grpc]' (or set "
-        "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)",
+        "WARNING:otel_feedback:The OTLP protocol is grpc but the gRPC exporter is not "
+        "installed: sending spans over OTLP/HTTP to http://localhost:4318/v1/traces instead. "
+        "For gRPC: pip install 'otel-feedback[grpc]'",
+        "WARNING:otel_feedback:The OTLP protocol is grpc but the gRPC exporter is not "
+        "installed: sending feedback over OTLP/HTTP to http://localhost:4318/v1/logs instead. "
+        "For gRPC: pip install 'otel-feedback[grpc]'",
     ]
     assert "Traceback" not in done.stderr
 

@@ -35,6 +35,9 @@ Item = TypeVar("Item")
 
 # How long put() waits for room in a full queue while something would make room soon.
 ROOM_WAIT_S = 0.1
+# How long records wait in the queue for the spool to open (it opens in milliseconds unless
+# another process holds it locked); then they are taken in and delivered from memory.
+OPEN_WAIT_S = 1.0
 
 
 class Intake(Generic[Item]):
@@ -72,6 +75,7 @@ class Intake(Generic[Item]):
         self._closed = False
         self._done = False
         self._orphans: set[str] = set()  # the intake's thread only: routes not configured now
+        self._open_until = time.monotonic() + OPEN_WAIT_S
         self._thread = threading.Thread(name="otel_feedback.intake", target=self._run, daemon=True)
 
     def start(self) -> None:
@@ -142,7 +146,7 @@ class Intake(Generic[Item]):
         # With the lock held: whether the intake would take items in soon.
         if self._final:
             return False
-        if self._keeper is not None and self._keeper.takes_writes:
+        if self._keeper is not None and (self._keeper.takes_writes or self._spool_opening()):
             return True
         return any((room := r.room()) is not None and room > 0 for r in self._routes)
 
@@ -242,17 +246,26 @@ class Intake(Generic[Item]):
             if self._keeper is not None and self._keeper.upkeep_due():
                 return []  # the spool's upkeep also runs while idle
             wait = self._due - now if self._queue and not due else self._delay_s
+            if self._spool_opening():
+                wait = min(wait, self._open_until - now)  # then take them in, to memory
             self._cv.wait(max(wait, 0.001))
 
     def _room_for_intake(self) -> int:
         # With the lock held.
         queued = len(self._queue)
+        if not self._final and self._spool_opening():
+            return 0  # the spool opens in a moment: records go there first, not to memory
         if self._final or (self._keeper is not None and self._keeper.takes_writes):
             # With a spool that takes writes, everything is taken in (and written) at once;
             # at shutdown, everything is taken in to be accounted for.
             return queued
         rooms = [room for r in self._routes if (room := r.room()) is not None]
         return max(0, min(min(rooms, default=queued), queued))
+
+    def _spool_opening(self) -> bool:
+        """The spool is being opened, for at most OPEN_WAIT_S since the intake started."""
+        keeper = self._keeper
+        return keeper is not None and not keeper.opened and time.monotonic() < self._open_until
 
     def _take_in(self, items: list[Item]) -> None:
         records: list[Feedback] = []
