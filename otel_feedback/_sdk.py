@@ -18,9 +18,11 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 __all__ = [
     "CarryingEvent",
+    "DropNoting",
     "EvictionWatch",
     "PinnedTraceIds",
     "add_carrying_event",
@@ -28,10 +30,12 @@ __all__ = [
     "cut_by_limits",
     "event_list",
     "keeps_no_events",
+    "processors_of_active",
     "processors_of_provider",
     "processors_of_span",
     "start_root_in_trace",
     "tracer_would_cut",
+    "watch_drops",
     "watch_evictions",
 ]
 
@@ -115,6 +119,11 @@ def processors_of_provider(provider: object) -> tuple[object, ...] | None:
     """
     active = getattr(provider, "_active_span_processor", None)
     return None if active is None else _processors_of(active)
+
+
+def processors_of_active(active: object) -> tuple[object, ...]:
+    """The span processors of a provider's active span processor (see :func:`watch_drops`)."""
+    return _processors_of(active)
 
 
 def _processors_of(active: object) -> tuple[object, ...]:
@@ -265,3 +274,72 @@ def start_root_in_trace(tracer: Any, trace_id: int, name: str, **options: Any) -
         return tracer.start_span(name, context=_NO_PARENT, **options)
     finally:
         generator.pinned.trace_id = 0
+
+
+class DropNoting(Sampler):
+    """A provider's own sampler, which also reports each trace id whose span it drops.
+
+    A span that its sampler drops is a ``NonRecordingSpan``: no processor sees it, and
+    nothing in it says which provider made it. Asks the provider's sampler, then calls
+    ``on_drop(trace_id)`` when the decision is not to record.
+    """
+
+    def __init__(self, inner: Sampler, on_drop: Callable[[int], None]) -> None:
+        self.inner = inner
+        self.on_drop = on_drop
+
+    def should_sample(  # noqa: PLR0917 - the Sampler interface, called positionally by the SDK
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: Any = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        """The provider's sampler's decision, reported when it drops the span."""
+        result = self.inner.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+        if result.decision is Decision.DROP:  # RECORD_ONLY makes a recording span
+            self.on_drop(trace_id)
+        return result
+
+    def get_description(self) -> str:
+        """The provider's sampler's description: it is what decides."""
+        return self.inner.get_description()
+
+
+def watch_drops(provider: object, on_drop: Callable[[object, int], None]) -> str:
+    """Make an SDK ``provider`` report ``on_drop(active, trace_id)`` for each span it drops.
+
+    ``active`` is the provider's active span processor (:func:`processors_of_active` reads
+    its processors). Returns ``"watching"`` when it already was (a class check),
+    ``"new"`` when it starts now (spans started before are not reported), ``"not-sdk"`` for
+    a provider that is not the SDK's.
+
+    Assumes ``TracerProvider.sampler`` is what ``get_tracer`` gives each new ``Tracer``, that
+    ``Tracer.sampler`` is what ``start_span`` asks, and that the provider keeps the tracers it
+    made in ``_tracers`` (a dict) under ``_tracers_lock``.
+    """
+    sampler = getattr(provider, "sampler", None)
+    active = getattr(provider, "_active_span_processor", None)
+    if not isinstance(sampler, Sampler) or active is None:
+        return "not-sdk"
+    if sampler.__class__ is DropNoting:
+        return "watching"
+    with _wrapping:
+        sampler = provider.sampler  # type: ignore[attr-defined]
+        if sampler.__class__ is DropNoting:
+            return "watching"
+        watching = DropNoting(sampler, lambda trace_id: on_drop(active, trace_id))
+        provider.sampler = watching  # type: ignore[attr-defined]
+        lock = getattr(provider, "_tracers_lock", None)
+        tracers = getattr(provider, "_tracers", None)
+        if lock is not None and isinstance(tracers, dict):
+            with lock:
+                for tracer in tracers.values():
+                    if getattr(tracer, "sampler", None) is sampler:
+                        tracer.sampler = watching
+    return "new"

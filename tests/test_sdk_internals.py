@@ -21,10 +21,12 @@ from otel_feedback._sdk import (
     cut_by_limits,
     event_list,
     keeps_no_events,
+    processors_of_active,
     processors_of_provider,
     processors_of_span,
     start_root_in_trace,
     tracer_would_cut,
+    watch_drops,
     watch_evictions,
 )
 
@@ -203,3 +205,23 @@ def test_a_spans_attributes_are_a_dict_shared_with_on_end() -> None:
     assert attribute_dict(empty) == {}
     assert attribute_dict(object()) == {}  # no attributes at all: nothing to find
     assert attribute_dict(ReadableSpan("r")) == {}
+
+
+def test_a_providers_tracers_ask_the_sampler_it_holds_and_drop_by_decision() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, StaticSampler
+
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    kept = _Keep()
+    provider.add_span_processor(kept)
+    early = provider.get_tracer("early")
+    drops: list[tuple[object, int]] = []
+    assert watch_drops(provider, lambda active, trace_id: drops.append((active, trace_id))) == "new"
+    late = provider.get_tracer("late")
+    assert late.sampler is provider.sampler  # type: ignore[attr-defined]
+    assert early.sampler is provider.sampler  # type: ignore[attr-defined]
+    spans = [early.start_span("a"), late.start_span("b")]
+    assert [trace_id for _, trace_id in drops] == [s.get_span_context().trace_id for s in spans]
+    assert {id(active) for active, _ in drops} == {id(provider._active_span_processor)}
+    assert processors_of_active(drops[0][0]) == (kept,)
+    assert isinstance(ALWAYS_OFF, StaticSampler)
+    assert watch_drops(object(), lambda active, trace_id: None) == "not-sdk"

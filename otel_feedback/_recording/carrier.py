@@ -16,8 +16,9 @@ is a span with no parent inside that trace: no made-up parent that never arrives
 backends show as an orphan, or drop), and its trace-scoped result reads as inline
 feedback on the trace it sits in.
 When no span can be recorded at all (the trace was sampled out, no SDK is set up), the record
-goes straight to the global TracerProvider's FeedbackSpanProcessors, those that would have
-seen the carrier: feedback is rarer and more precious than spans.
+goes straight to FeedbackSpanProcessors: those of the provider that made the judged span when
+that can be known, else the global TracerProvider's, those that would have seen the carrier
+(:mod:`otel_feedback._recording.unsampled`): feedback is rarer and more precious than spans.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from otel_feedback._codec import evaluation_of
 from otel_feedback._environment import follow_trace_sampling, sdk_disabled
 from otel_feedback._ids import span_hex, trace_hex
 from otel_feedback._log import logger, warn_once
-from otel_feedback._recording.handoff import direct_sinks, hand_off, sinks_of_span
+from otel_feedback._recording.handoff import hand_off, live_sinks, sinks_of_span
 from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._recording.responses import noted_run
 from otel_feedback._recording.roots import CARRIER_SCOPE, forget, root_of
 from otel_feedback._recording.target import Remote
+from otel_feedback._recording.unsampled import sinks_for_unrecorded
 from otel_feedback._sdk import (
     add_carrying_event,
     cut_by_limits,
@@ -81,13 +83,14 @@ def deliver_remote(
     if follow_trace_sampling():
         logger.debug("Feedback %r on a trace that is not recorded was dropped", record.key)
         return None
-    sinks = direct_sinks()
+    sinks, why = sinks_for_unrecorded(target.trace_id, local=target.local, live=live_sinks())
     if not sinks:
         warn_once(
-            "no-sink",
-            "Feedback %r could not be exported: no span records it and no "
-            "FeedbackSpanProcessor is set up (see otel_feedback.configure())",
+            "no-sink: " + why,
+            "Feedback %r could not be exported: its trace is not recorded (sampled out, or "
+            "no tracing set up), so no span carries it, and %s",
             record.key,
+            why,
         )
         return None
     hand_off(sinks, record)

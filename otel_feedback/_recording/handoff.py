@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from otel_feedback._attributes import ATTR_TRUNCATED, EVENT_NAME
 from otel_feedback._recording.responses import run_of_span
 from otel_feedback._recording.roots import CARRIER_SCOPE
+from otel_feedback._recording.unsampled import watch
 from otel_feedback._sdk import (
     CarryingEvent,
     add_carrying_event,
@@ -49,6 +50,7 @@ __all__ = [
     "direct_sinks",
     "feedback_of",
     "hand_off",
+    "live_sinks",
     "put_on_span",
     "register",
     "sinks_of_provider",
@@ -159,9 +161,22 @@ _sinks_lock = threading.Lock()  # for changes and copies; a membership test need
 
 
 def register(sink: FeedbackSink) -> None:
-    """Make ``sink`` one that :func:`sinks_of_span` and :func:`sinks_of_provider` find."""
+    """Make ``sink`` one that :func:`sinks_of_span` and :func:`sinks_of_provider` find.
+
+    From now on, the global provider notes the traces its sampler drops, so that feedback in
+    them reaches its own processors (:mod:`otel_feedback._recording.unsampled`).
+    """
+    from opentelemetry import trace  # noqa: PLC0415 - already imported by the SDK
+
     with _sinks_lock:
         _sinks.add(sink)
+    watch(trace.get_tracer_provider())
+
+
+def live_sinks() -> list[FeedbackSink]:
+    """Every FeedbackSpanProcessor of the process that has not shut down."""
+    with _sinks_lock:
+        return list(_sinks)
 
 
 def unregister(sink: FeedbackSink) -> None:
