@@ -90,8 +90,11 @@ def test_log_events_carry_the_target_and_body_logfire_groups_by(
         "invoke_agent support", attributes={"gen_ai.agent.name": "support"}
     ):
         record_feedback("resolved", score=False)
-    with tracer.start_as_current_span("judge") as judged:
+    with tracer.start_as_current_span("chat", attributes={"gen_ai.response.id": "r-1"}) as judged:
         pass
+    with tracer.start_as_current_span("request") as request:
+        pass  # no correlation keys: not noted, so late feedback on it has no target
+    record_feedback("unnoted", score=1, traceparent=_traceparent(request.get_span_context()))
     record_feedback("late", score=3, traceparent=_traceparent(judged.get_span_context()))
     assert processor.force_flush(10_000)
 
@@ -102,9 +105,11 @@ def test_log_events_carry_the_target_and_body_logfire_groups_by(
         "tone": ("answer_question", "polite"),
         "similarity": ("answer_question", 0.25),
         "resolved": ("support", False),  # the agent's name, as pydantic-evals' agents do
-        "late": ("judge", 3),  # feedback after the run on a span that ended here
+        "late": ("chat", 3),  # feedback after the run on a span that ended here
     }
-    assert set(logs) == set(expected)
+    assert set(logs) == {*expected, "unnoted"}
+    assert PYDANTIC_EVALS_TARGET not in logs["unnoted"].attributes
+    assert any_value(logs["unnoted"].record.body) == "evaluation: unnoted=1"
     for key, (target, result) in expected.items():
         log = logs[key]
         assert log.record.event_name == PYDANTIC_EVALS_EVENT
@@ -118,7 +123,10 @@ def test_log_events_carry_the_target_and_body_logfire_groups_by(
         "matches the reference"
     )
     # Lossless still: the records rebuilt from the wire keep the target beside them.
-    assert logs["late"].feedback.run_attributes == {PYDANTIC_EVALS_TARGET: "judge"}
+    assert logs["late"].feedback.run_attributes == {
+        "gen_ai.response.id": "r-1",
+        PYDANTIC_EVALS_TARGET: "chat",
+    }
 
 
 def test_the_body_of_a_failed_evaluation_and_of_json_values() -> None:
@@ -209,7 +217,7 @@ def test_the_spans_remembered_are_bounded() -> None:
     provider.shutdown()
 
 
-def test_only_roots_and_spans_with_correlation_keys_are_noted() -> None:
+def test_only_spans_with_correlation_keys_are_noted() -> None:
     provider = TracerProvider()
     provider.add_span_processor(FeedbackSpanProcessor(InMemoryFeedbackExporter()))
     tracer = provider.get_tracer("t")
@@ -223,8 +231,8 @@ def test_only_roots_and_spans_with_correlation_keys_are_noted() -> None:
         for name, s in (("request", root), ("step", step), ("chat", chat))
     }
     assert noted == {
-        "request": {"gen_ai.evaluation.target": "request"},
-        "step": None,  # a child without correlation keys: one check, nothing kept
+        "request": None,  # three dict look-ups, nothing kept
+        "step": None,
         "chat": {"langsmith.span.id": "x", "gen_ai.evaluation.target": "chat"},
     }
     provider.shutdown()

@@ -2,16 +2,17 @@
 
 Feedback on a live span copies the span's ``gen_ai.response.id`` (and LangSmith's ids) as
 the span ends. Feedback given later by ids or a ``traceparent`` names only the span: so the
-processors note these attributes of every span that has them as it ends here, and those of
-the first span of each trace here (its root, or a request's span), and a record about such
-a span, by whatever reference, carries them. Each record also carries its evaluation target
-(``gen_ai.evaluation.target``): the judged span's agent (``gen_ai.agent.name``), or else the
-span's name, which Logfire's live evaluations group results by.
+processors note these attributes of every span that has them as it ends here, and a record
+about such a span, by whatever reference, carries them. Each record also carries its
+evaluation target (``gen_ai.evaluation.target``): the judged span's agent
+(``gen_ai.agent.name``), or else the span's name, which Logfire's live evaluations group
+results by. Late feedback by ids on a span without correlation keys has no target: noting
+every span would cost each one a dict entry.
 
-Noting runs for every span that ends, on the application's thread: three dict look-ups and
-a check for any other span; plain dicts, no lock on that path, O(1) per span, and the older
-half dropped at once when the dict holds twice the bound. A forked child keeps what its
-parent saw (the spans are the same) and gets a lock of its own.
+Noting runs for every span that ends, on the application's thread: three dict look-ups for
+a span without correlation keys; plain dicts, no lock on that path, O(1) per span, and the
+older half dropped at once when the dict holds twice the bound. A forked child keeps what
+its parent saw (the spans are the same) and gets a lock of its own.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _MAX_SPANS = 4096
 """The runs of at least this many of the latest spans noted are kept (at most twice as many)."""
 # span id -> (trace id, the span's run attributes). Keyed by the span id alone: a 64-bit
 # random number; the trace id is checked on reading.
-_runs: dict[int, tuple[int, Mapping[str, str] | str]] = {}
+_runs: dict[int, tuple[int, Mapping[str, str]]] = {}
 _trimming = threading.Lock()
 _NOTHING: Mapping[str, Any] = {}
 
@@ -47,31 +48,23 @@ os.register_at_fork(after_in_child=_new_lock)
 
 
 def note_response(span: Any) -> None:
-    """Remember the run attributes of ``span``, which ended, when late feedback may want them.
+    """Remember the run attributes of ``span``, which ended, when it has correlation keys.
 
-    That is a span with correlation keys (a model call, most often), or the first span of
-    its trace here (a request, which users rate later by its ``traceparent``). Called by the
-    processors for every span: any other span costs three dict look-ups and a check.
+    Called by the processors for every span: a span without ``gen_ai.response.id`` or
+    LangSmith's ids (most spans) costs three dict look-ups.
     """
     attributes = attribute_dict(span)
     if attributes is None:
         attributes = span.attributes or _NOTHING
-    run: Mapping[str, str] | str | None
     if (
-        a.ATTR_RESPONSE_ID in attributes
-        or a.ATTR_LANGSMITH_RUN_ID in attributes
-        or a.ATTR_LANGSMITH_TRACE_ID in attributes
+        a.ATTR_RESPONSE_ID not in attributes
+        and a.ATTR_LANGSMITH_RUN_ID not in attributes
+        and a.ATTR_LANGSMITH_TRACE_ID not in attributes
     ):
-        run = run_of_span(span)
-    else:
-        parent = span.parent
-        if parent is not None and not parent.is_remote:
-            return
-        # The first span here, without correlation keys: its target is all there is, kept
-        # as the bare name (a mapping is made of it when it is read).
-        run = _target_of(span, attributes) if attributes else span.name
+        return
+    run = run_of_span(span)
     context = span.context
-    if not run or context is None:
+    if run is None or context is None:
         return
     _runs[context.span_id] = (context.trace_id, run)
     if len(_runs) > 2 * _MAX_SPANS:
@@ -79,12 +72,9 @@ def note_response(span: Any) -> None:
 
 
 def noted_run(trace_id: int, span_id: int) -> Mapping[str, str] | None:
-    """The correlation keys noted for the span, when it ended here with some; else None."""
+    """The run attributes noted for the span, when it ended here with correlation keys."""
     noted = _runs.get(span_id)
-    if noted is None or noted[0] != trace_id:
-        return None
-    run = noted[1]
-    return {a.ATTR_EVALUATION_TARGET: run} if isinstance(run, str) else run
+    return noted[1] if noted is not None and noted[0] == trace_id else None
 
 
 def run_of_span(span: Any) -> dict[str, str] | None:
