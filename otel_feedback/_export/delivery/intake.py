@@ -92,6 +92,9 @@ class Intake(Generic[Item]):
 
     def put(self, items: Sequence[Item]) -> None:
         """Queue ``items``; called on the application's threads. Never raises."""
+        if len(items) <= self._batch_size:
+            self._put(items)  # the common case: a span's few records
+            return
         for start in range(0, len(items), self._batch_size):
             # Many records at once (a long span that collected them): in batches, each of
             # which may wait for room.
