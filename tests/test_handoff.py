@@ -61,7 +61,8 @@ def test_a_span_that_never_ends_holds_only_its_events() -> None:
     # Each evicted event's record went to the processor as it was evicted: the span holds
     # its 8 events, and nothing else holds the other 992.
     assert len(span.events) == 8  # type: ignore[attr-defined]
-    assert feedback_of(span) == made[-8:]
+    # Each handle, as it is or wrapped to build its record with the span's run attributes.
+    assert [getattr(item, "handle", item) for item in feedback_of(span)] == made[-8:]
     processor.force_flush()
     assert [r.score for r in exporter.get_finished_feedback()] == list(range(992))
     span.end()
@@ -177,3 +178,30 @@ def test_a_span_with_feedback_is_freed_without_the_garbage_collector(pipeline: P
         gc.enable()
     pipeline.flush()
     assert len(pipeline.feedback.get_finished_feedback()) == 1
+
+
+def test_a_plain_call_is_exported_as_its_handle_builds_it_with_the_run(
+    pipeline: Pipeline,
+) -> None:
+    """The exported record is built with the run attributes at once, not copied to add them."""
+    from otel_feedback._model import checked_feedback
+    from otel_feedback._recording.handoff import PlainWithRun
+
+    with pipeline.tracer.start_as_current_span("generate") as span:
+        plain = record_feedback("plain", score=1, value="good", comment="c")
+        checked = record_feedback("checked", score=1, extra={"a": 1})
+        span.set_attribute("gen_ai.response.id", "r-2")
+    readable = pipeline.spans.get_finished_spans()[-1]
+    queued = {type(item).__name__ for item in feedback_of(readable)}
+    assert queued == {"PlainWithRun", "RecordedFeedback"}  # a validated record is the caller's
+    pipeline.flush()
+    run = {"gen_ai.response.id": "r-2", "gen_ai.evaluation.target": "generate"}
+    exported = {r.key: r for r in pipeline.feedback.get_finished_feedback()}
+    assert plain is not None
+    assert checked is not None
+    assert exported == {"plain": plain.to_feedback(), "checked": checked.to_feedback()}
+    assert exported["plain"].run_attributes == exported["checked"].run_attributes == run
+    assert PlainWithRun(plain).to_feedback() == plain.to_feedback()
+    # Plain records share one private dict; the run went into one of the record's own.
+    fresh = checked_feedback(key="k")
+    assert fresh.run_attributes == {}

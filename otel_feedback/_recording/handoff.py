@@ -47,6 +47,7 @@ __all__ = [
     "EventFeedback",
     "FeedbackItem",
     "FeedbackSink",
+    "PlainWithRun",
     "direct_sinks",
     "feedback_of",
     "hand_off",
@@ -106,6 +107,35 @@ class EventFeedback(NamedTuple):
         )
 
 
+class PlainWithRun:
+    """A plain call's handle whose span has ended: its record is built with the run at once.
+
+    The handle's own ``to_feedback()`` builds the record, then copies it to add the judged
+    span's run attributes (the caller may hold the record). The exported record is new, so
+    they are set as it is made: the same record for half the work off the application's
+    thread.
+    """
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: RecordedFeedback) -> None:
+        self.handle = handle
+
+    def to_feedback(self) -> Feedback:
+        """The record, equal to ``self.handle.to_feedback()``."""
+        from otel_feedback._decode import decode_plain  # noqa: PLC0415 - pydantic, on first export
+
+        handle = self.handle
+        return decode_plain(
+            handle._attributes,  # noqa: SLF001 - the handle's own parts, as it reads them
+            id_number=handle._id,  # noqa: SLF001
+            timestamp_ns=handle._time_ns,  # noqa: SLF001
+            trace_id=handle._trace_id,  # noqa: SLF001
+            span_id=handle._span_id,  # noqa: SLF001
+            run=handle._run,  # noqa: SLF001
+        )
+
+
 _NOTHING: Sequence[FeedbackItem] = ()
 
 
@@ -117,7 +147,9 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
     ``gen_ai.evaluation.result`` event still on the span gives one item, whether
     ``record_feedback`` or other code wrote it, except those marked
     ``otel_feedback.truncated``, whose whole records were already handed to the processors
-    (as were evicted events). Each item's ``to_feedback()`` builds its record, or raises
+    (as were evicted events); a plain call's handle is wrapped (:class:`PlainWithRun`) so
+    that its record is built with the span's run attributes. Each item's ``to_feedback()``
+    builds its record, or raises
     ``InvalidFeedbackError`` for an event that does not make one. Returns an empty sequence,
     at the least cost, for a span without events. The caller queues the items as they are.
 
@@ -151,6 +183,8 @@ def feedback_of(span: Any) -> Sequence[FeedbackItem]:
                     items[index] = item._replace(span_attributes=run)
                 else:
                     item._run = run  # type: ignore[attr-defined] # noqa: SLF001 - now final
+                    if item._record is None:  # type: ignore[attr-defined] # noqa: SLF001
+                        items[index] = PlainWithRun(item)  # type: ignore[arg-type]
     return items
 
 
