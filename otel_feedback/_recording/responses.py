@@ -36,6 +36,12 @@ _MAX_SPANS = 4096
 _runs: dict[int, tuple[int, Mapping[str, str]]] = {}
 _trimming = threading.Lock()
 _NOTHING: Mapping[str, Any] = {}
+# Module names, read on every span that ends: a global each rather than an attribute lookup.
+_RESPONSE_ID, _LANGSMITH_RUN_ID, _LANGSMITH_TRACE_ID = (
+    a.ATTR_RESPONSE_ID,
+    a.ATTR_LANGSMITH_RUN_ID,
+    a.ATTR_LANGSMITH_TRACE_ID,
+)
 
 
 def _new_lock() -> None:
@@ -56,10 +62,10 @@ def note_response(span: Any) -> None:
     attributes = attribute_dict(span)
     if attributes is None:
         attributes = span.attributes or _NOTHING
-    if (
-        a.ATTR_RESPONSE_ID not in attributes
-        and a.ATTR_LANGSMITH_RUN_ID not in attributes
-        and a.ATTR_LANGSMITH_TRACE_ID not in attributes
+    if not attributes or (
+        _RESPONSE_ID not in attributes
+        and _LANGSMITH_RUN_ID not in attributes
+        and _LANGSMITH_TRACE_ID not in attributes
     ):
         return
     run = run_of_span(span)
