@@ -160,7 +160,7 @@ class FeedbackSpanProcessor(SpanProcessor):
 
         After shutdown, what it finds is counted as dropped rather than queued.
         """
-        note_root(span)  # for feedback on the whole trace later (a link to its root)
+        # Its root was noted as it started (on_start): once is enough.
         note_response(span)  # for feedback by ids later (gen_ai.response.id)
         items = feedback_of(span)
         if items:
