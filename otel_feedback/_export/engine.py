@@ -202,7 +202,8 @@ class Engine(Generic[Item]):
         said = False
         while True:
             generation = self._progress.generation
-            if self._intake.done and all(r.finished for r in self._routes):
+            opened = self._keeper is None or self._keeper.opened  # leftovers may go to disk
+            if opened and self._intake.done and all(r.finished for r in self._routes):
                 break
             now = time.monotonic()
             if now >= deadline:

@@ -134,7 +134,11 @@ class OTLPFeedbackExporter(FeedbackExporter):
         answer = self._answer
         answer.forget()
         log_records = [to_log_record(record, resource) for record in batch]
-        result = self._exporter.export(log_records)
+        try:
+            result = self._exporter.export(log_records)
+        except _AnsweredError:
+            # Older SDKs let the hook's error through rather than read it as a failed try.
+            result = LogRecordExportResult.FAILURE
         if result is LogRecordExportResult.SUCCESS and not answer.cut_off:
             return FeedbackExportResult.SUCCESS
         code = answer.code
