@@ -16,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from otel_feedback._export.delivery import forkgate
 from otel_feedback._export.spool import Spool, SpoolError, SpoolFullError
 from otel_feedback._log import logger, warn_once
 from otel_feedback._model import Feedback
@@ -181,7 +182,8 @@ class SpoolKeeper:
         if spool is None or not records:
             return 0
         try:
-            written = spool.put(records, routes)
+            with forkgate.inside():
+                written = spool.put(records, routes)
         except SpoolFullError:
             written = 0
             self._refused(f"it is full ({spool.max_records} rows)")
@@ -225,7 +227,8 @@ class SpoolKeeper:
             return None, []
         try:
             while True:
-                rows, unreadable = spool.oldest(route, limit, after=after)
+                with forkgate.inside():
+                    rows, unreadable = spool.oldest(route, limit, after=after)
                 if unreadable:
                     spool.remove(unreadable, route)
                 if not rows:

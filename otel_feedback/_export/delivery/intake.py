@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
 from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._export.delivery import forkgate
 from otel_feedback._export.delivery.backlog import SpoolKeeper
 from otel_feedback._export.delivery.ledger import Ledger
 from otel_feedback._export.delivery.progress import Progress
@@ -271,17 +272,18 @@ class Intake(Generic[Item]):
         return keeper is not None and not keeper.opened and time.monotonic() < self._open_until
 
     def _take_in(self, items: list[Item]) -> None:
-        records: list[Feedback] = []
-        malformed: Counter[str] = Counter()
-        for item in items:
-            try:
-                records.append(self._to_record(item))
-            except InvalidFeedbackError as error:
-                logger.debug("Skipped a malformed feedback event: %s", error)
-                malformed[f"a malformed feedback event ({error.field})"] += 1
-            except Exception as error:  # noqa: BLE001 - one bad item must not sink others
-                logger.debug("Skipped an unreadable feedback item", exc_info=True)
-                malformed[f"an unreadable feedback item ({type(error).__name__})"] += 1
+        with forkgate.inside():
+            records: list[Feedback] = []
+            malformed: Counter[str] = Counter()
+            for item in items:
+                try:
+                    records.append(self._to_record(item))
+                except InvalidFeedbackError as error:
+                    logger.debug("Skipped a malformed feedback event: %s", error)
+                    malformed[f"a malformed feedback event ({error.field})"] += 1
+                except Exception as error:  # noqa: BLE001 - one bad item must not sink others
+                    logger.debug("Skipped an unreadable feedback item", exc_info=True)
+                    malformed[f"an unreadable feedback item ({type(error).__name__})"] += 1
         for reason, count in malformed.items():
             self._ledger.unqueue(count, reason)
         keeper = self._keeper

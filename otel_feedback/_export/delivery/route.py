@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from otel_feedback._export.base import FeedbackExporter
+from otel_feedback._export.delivery import forkgate
 from otel_feedback._export.delivery.backlog import (
     MAX_UNREMOVED,
     RETRY_WRITE_EVERY_S,
@@ -307,7 +308,8 @@ class Route:
         self._keep_or_lose(rest)
 
     def _export_memory(self, parcel: Parcel) -> None:
-        outcome = export_each(self.exporter, parcel.records)
+        with forkgate.inside():
+            outcome = export_each(self.exporter, parcel.records)
         with self._locked():
             self._flight = None  # settled below
         self._ledger.exported(self.name, Place.MEMORY, len(outcome.delivered))
@@ -365,7 +367,8 @@ class Route:
             return
         with self._locked():
             self._flight = _Flight(len(batch.records), Place.SPOOL, time.monotonic())
-        outcome = export_each(self.exporter, batch.records)
+        with forkgate.inside():
+            outcome = export_each(self.exporter, batch.records)
         done = [str(r.id) for r in outcome.delivered] + [str(r.id) for r, _ in outcome.refused]
         if not self._keeper.remove(self.name, done):
             room = MAX_UNREMOVED - len(self._unremoved)
