@@ -223,11 +223,6 @@ class Ledger:
         with self._lock:
             return self._accounts[route].memory
 
-    def spooled(self, route: str) -> int:
-        """Rows of ``route`` in the spool."""
-        with self._lock:
-            return self._accounts[route].spooled
-
     def flush_log(self) -> None:
         """Log the losses not logged yet (rate-limited between calls)."""
         self._losses.flush()

@@ -187,11 +187,6 @@ class Route:
         with self._cv:
             return self._policy.state
 
-    def in_flight(self) -> int:
-        """Records being exported or written now."""
-        with self._cv:
-            return self._flight.size if self._flight else 0
-
     def close(self) -> int:
         """Stop; keep in the spool, or count as lost, what waits in memory.
 
