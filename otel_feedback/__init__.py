@@ -28,6 +28,9 @@ from otel_feedback._version import __version__
 
 if TYPE_CHECKING:
     from otel_feedback._configure import configure
+    from otel_feedback._evaluation.judged import JudgedRun
+    from otel_feedback._evaluation.online import OnlineEvaluationProcessor
+    from otel_feedback._evaluation.stats import EvaluationStats
     from otel_feedback._export.base import (
         FeedbackExporter,
         FeedbackExportResult,
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConsoleFeedbackExporter",
+    "EvaluationStats",
     "Feedback",
     "FeedbackCategory",
     "FeedbackConfig",
@@ -66,10 +70,12 @@ __all__ = [
     "InMemoryFeedbackExporter",
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
+    "JudgedRun",
     "LangSmithFeedbackExporter",
     "LangfuseFeedbackExporter",
     "MLflowFeedbackExporter",
     "OTLPFeedbackExporter",
+    "OnlineEvaluationProcessor",
     "PartialFeedbackExport",
     "PhoenixFeedbackExporter",
     "RecordedFeedback",
@@ -88,6 +94,9 @@ __all__ = [
 # import than the rest of the package.
 _LAZY = {
     "ConsoleFeedbackExporter": "otel_feedback._export.console",
+    "EvaluationStats": "otel_feedback._evaluation.stats",
+    "JudgedRun": "otel_feedback._evaluation.judged",
+    "OnlineEvaluationProcessor": "otel_feedback._evaluation.online",
     "Feedback": "otel_feedback._model",
     "FeedbackCategory": "otel_feedback._model",
     "FeedbackConfig": "otel_feedback._model",

@@ -16,6 +16,14 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from otel_feedback import _environment as env
+from otel_feedback._evaluation.evaluators import (
+    Evaluator,
+    EvaluatorFunction,
+    EvaluatorsLike,
+    evaluators_of,
+    load_evaluator,
+)
+from otel_feedback._evaluation.online import OnlineEvaluationProcessor, checked_rate
 from otel_feedback._export.base import FeedbackExporter
 from otel_feedback._export.console import ConsoleFeedbackExporter
 from otel_feedback._export.jsonl import JsonlFeedbackExporter
@@ -36,6 +44,9 @@ ExporterSpec = str | FeedbackExporter
 _attached: weakref.WeakKeyDictionary[TracerProvider, FeedbackSpanProcessor] = (
     weakref.WeakKeyDictionary()
 )
+_evaluating: weakref.WeakKeyDictionary[TracerProvider, OnlineEvaluationProcessor] = (
+    weakref.WeakKeyDictionary()
+)
 _attach_lock = threading.Lock()
 
 
@@ -43,6 +54,8 @@ def configure(
     *,
     tracer_provider: TracerProvider | None = None,
     exporters: Sequence[ExporterSpec] | None = None,
+    evaluators: EvaluatorsLike | None = None,
+    evaluation_sample_rate: float | None = None,
 ) -> FeedbackSpanProcessor | None:
     """Export feedback from ``tracer_provider``, wired from the environment. Idempotent.
 
@@ -59,13 +72,17 @@ def configure(
         exporters: exporter names (``"otlp"``, ``"console"``, ``"jsonl"``, ``"phoenix"``,
             ``"langsmith"``, ``"mlflow"``, ``"langfuse"``) or exporter objects; default
             ``OTEL_PYTHON_FEEDBACK_EXPORTER``.
+        evaluators: online evaluators (see :class:`OnlineEvaluationProcessor`); default
+            ``OTEL_PYTHON_FEEDBACK_EVALUATORS``. One OnlineEvaluationProcessor is added.
+        evaluation_sample_rate: the share of traces they judge; default
+            ``OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE``, else 1.
 
     Returns:
         The processor added (or added before), or ``None`` when ``OTEL_SDK_DISABLED`` is true
         or no exporter is chosen.
 
     Raises:
-        ValueError: an unknown exporter name in ``exporters``.
+        ValueError: an unknown exporter name in ``exporters``, or unusable ``evaluators``.
     """
     if env.sdk_disabled():
         return None
@@ -73,13 +90,23 @@ def configure(
     if provider is None:
         provider = _provider_from_environment()
         trace.set_tracer_provider(provider)
-    return attach(provider, exporters)
+    # Checked before anything is added: a bad argument leaves the provider as it was.
+    named = None if evaluators is None else evaluators_of(evaluators)
+    rate = None
+    if evaluation_sample_rate is not None:
+        rate = checked_rate(evaluation_sample_rate, "evaluation_sample_rate")
+    processor = attach(provider, exporters)
+    _attach_evaluation(provider, named, rate, exporting=processor is not None)
+    return processor
 
 
 def attach(
     provider: TracerProvider, exporters: Sequence[ExporterSpec] | None = None
 ) -> FeedbackSpanProcessor | None:
-    """Add one FeedbackSpanProcessor to ``provider`` unless it has one from here already."""
+    """Add one FeedbackSpanProcessor to ``provider`` unless it has one from here already.
+
+    The evaluators ``OTEL_PYTHON_FEEDBACK_EVALUATORS`` names are added with it (zero-code).
+    """
     with _attach_lock:
         existing = _attached.get(provider)
         if existing is not None:
@@ -92,7 +119,52 @@ def attach(
         processor = FeedbackSpanProcessor(chosen)  # its options from the environment
         provider.add_span_processor(processor)
         _attached[provider] = processor
-        return processor
+    _attach_evaluation(provider, None, None, exporting=True)
+    return processor
+
+
+def _attach_evaluation(
+    provider: TracerProvider,
+    named: tuple[Evaluator, ...] | None,
+    rate: float | None,
+    *,
+    exporting: bool,
+) -> None:
+    """Add one OnlineEvaluationProcessor to ``provider``, from the arguments or the environment."""
+    if named is None:
+        named = _evaluators_from_environment()
+        if not named:
+            return
+    with _attach_lock:
+        if provider in _evaluating:
+            logger.debug("Online evaluation is already set up on %r", provider)
+            return
+        processor = OnlineEvaluationProcessor(
+            {evaluator.name: evaluator.function for evaluator in named},
+            sample_rate=env.evaluation_sample_rate() if rate is None else rate,
+            tracer_provider=provider,
+        )
+        provider.add_span_processor(processor)
+        _evaluating[provider] = processor
+    if not exporting:
+        warn_once(
+            "evaluation without export",
+            "Online evaluators are set up but no feedback exporter is: their results stay on "
+            "the evaluator spans' events (set OTEL_PYTHON_FEEDBACK_EXPORTER)",
+        )
+
+
+def _evaluators_from_environment() -> tuple[Evaluator, ...]:
+    """The evaluators ``OTEL_PYTHON_FEEDBACK_EVALUATORS`` names; one that fails is logged."""
+    loaded: dict[str, EvaluatorFunction] = {}
+    for reference in env.evaluator_references():
+        try:
+            name, function = load_evaluator(reference, argument=env.OTEL_PYTHON_FEEDBACK_EVALUATORS)
+        except ValueError as error:
+            warn_once(f"evaluator {reference}", "%s; it is not used", error)
+            continue
+        loaded.setdefault(name, function)
+    return evaluators_of(loaded) if loaded else ()
 
 
 def detach(provider: TracerProvider) -> None:

@@ -40,6 +40,8 @@ __all__ = [
     "MLFLOW_TRACKING_TOKEN",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_TRACKING_USERNAME",
+    "OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE",
+    "OTEL_PYTHON_FEEDBACK_EVALUATORS",
     "OTEL_PYTHON_FEEDBACK_EXPORTER",
     "OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT",
     "OTEL_PYTHON_FEEDBACK_FOLLOW_TRACE_SAMPLING",
@@ -59,6 +61,8 @@ __all__ = [
     "PHOENIX_COLLECTOR_ENDPOINT",
     "PROTOCOLS",
     "SECRET_VARIABLES",
+    "evaluation_sample_rate",
+    "evaluator_references",
     "exporter_names",
     "follow_trace_sampling",
     "grpc_exporter_installed",
@@ -162,6 +166,12 @@ OTEL_PYTHON_FEEDBACK_RETRY_FOR: Final = "OTEL_PYTHON_FEEDBACK_RETRY_FOR"
 
 Its default, and the standard variable read after it, are in :mod:`otel_feedback._options`.
 """
+
+OTEL_PYTHON_FEEDBACK_EVALUATORS: Final = "OTEL_PYTHON_FEEDBACK_EVALUATORS"
+"""Online evaluators, comma-separated ``package.module:function`` references. Unset: none."""
+
+OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE: Final = "OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE"
+"""The share of traces the online evaluators judge, from 0 to 1 (by trace id). Default 1."""
 
 PHOENIX_COLLECTOR_ENDPOINT: Final = "PHOENIX_COLLECTOR_ENDPOINT"
 """Phoenix's base URL for the ``phoenix`` exporter, as Phoenix's own client reads it."""
@@ -490,3 +500,24 @@ def spool_path() -> str | None:
 def jsonl_path() -> str:
     """The file of the ``jsonl`` exporter."""
     return os.environ.get(OTEL_PYTHON_FEEDBACK_JSONL_PATH, "").strip() or _DEFAULT_JSONL_PATH
+
+
+def evaluator_references() -> list[str]:
+    """``OTEL_PYTHON_FEEDBACK_EVALUATORS``: the references, in order."""
+    raw = os.environ.get(OTEL_PYTHON_FEEDBACK_EVALUATORS, "")
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def evaluation_sample_rate() -> float:
+    """``OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE``: a number from 0 to 1, default 1."""
+    raw = os.environ.get(OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        _bad_value(OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE, raw, "a number from 0 to 1", 1)
+        return 1.0
+    return rate

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from uuid import UUID, SafeUUID
+from uuid import UUID, SafeUUID, uuid5
 
 from otel_feedback._errors import InvalidFeedbackError
 
@@ -22,6 +22,7 @@ __all__ = [
     "IdLike",
     "as_uuid",
     "datetime_from_ns",
+    "evaluation_feedback_id",
     "id_from_hex",
     "ns_from_datetime",
     "parse_span_id",
@@ -31,6 +32,7 @@ __all__ = [
     "random_uuid4_int",
     "span_hex",
     "trace_hex",
+    "trace_sampled",
     "traceparent_of",
     "uuid_from_span_id",
     "uuid_from_trace_id",
@@ -254,3 +256,33 @@ def parse_traceparent(value: object, field: str) -> tuple[int, int, bool]:
     if not trace_id or not span_id:
         raise InvalidFeedbackError(field, "must not have an all-zero trace or span id")
     return trace_id, span_id, bool(int(flags, 16) & 1)
+
+
+# The namespace of evaluation results' ids (uuid5): fixed forever, or re-judging a span
+# would stop updating the feedback it gave before.
+_EVALUATION_NAMESPACE = UUID("6f7d3c52-2b1e-5f0c-9a55-8d5a3f1e0b7c")
+
+
+def evaluation_feedback_id(evaluator: str, key: str, trace_id: int, span_id: int) -> UUID:
+    """The id of the feedback ``evaluator`` gives under ``key`` on one run, the same each time.
+
+    Judging the same span again (online or offline, in any process) yields the same id, so
+    receivers that upsert by id update the feedback rather than add another.
+    """
+    name = "\x1f".join((evaluator, key, trace_hex(trace_id), span_hex(span_id)))
+    return uuid5(_EVALUATION_NAMESPACE, name)
+
+
+_SAMPLING_BOUND = 1 << 64
+
+
+def trace_sampled(trace_id: int, rate: float) -> bool:
+    """Whether a trace falls within ``rate`` of all traces, decided by its id alone.
+
+    The rule of the SDK's ``TraceIdRatioBased`` sampler (the id's low 64 bits below
+    ``rate * 2**64``): every span of a trace, online or offline, in any process, gets the
+    same answer, and a trace the SDK kept at the same ratio is judged.
+    """
+    if rate >= 1.0:
+        return True
+    return (trace_id & 0xFFFFFFFFFFFFFFFF) < round(rate * _SAMPLING_BOUND)

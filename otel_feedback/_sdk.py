@@ -29,6 +29,7 @@ __all__ = [
     "attribute_dict",
     "cut_by_limits",
     "event_list",
+    "events_full",
     "keeps_no_events",
     "processors_of_active",
     "processors_of_provider",
@@ -76,6 +77,12 @@ _NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 def keeps_no_events(span: object) -> bool:
     """Whether ``span``'s event count limit is 0 (an event added to it is dropped at once)."""
     return getattr(getattr(event_list(span), "_dq", None), "maxlen", None) == 0
+
+
+def events_full(span: object) -> bool:
+    """Whether ``span`` holds as many events as its limit: one more would evict the oldest."""
+    events = getattr(event_list(span), "_dq", None)
+    return events is not None and events.maxlen is not None and len(events) >= events.maxlen
 
 
 def cut_by_limits(span: object, attributes: Mapping[str, object]) -> bool:

@@ -1,4 +1,4 @@
-"""The ``otel-feedback`` command: record, import, summarise, diagnose, and make tokens.
+"""The ``otel-feedback`` command: record, import, evaluate, summarise, diagnose, make tokens.
 
 Configured by the same environment variables as the library. Exit status: 0 all done,
 1 something refused or undeliverable, 2 a usage error.
@@ -12,6 +12,7 @@ import click
 
 from otel_feedback._cli._common import Settings
 from otel_feedback._cli.doctor import doctor
+from otel_feedback._cli.evaluate import evaluate
 from otel_feedback._cli.importing import import_
 from otel_feedback._cli.record import record
 from otel_feedback._cli.summary import summary
@@ -45,6 +46,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
 main.add_command(record)
 main.add_command(import_)
+main.add_command(evaluate)
 main.add_command(summary)
 main.add_command(doctor)
 main.add_command(token)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import IO, Any, Final
 
-__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Line", "depth_error", "lines_of"]
+__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Line", "depth_error", "lines_of", "lines_of_stream"]
 
 MAX_LINE_BYTES: Final = 8 * 1024 * 1024
 """Longest line read. A record within the library's limits is far shorter (its largest
@@ -39,24 +39,51 @@ def lines_of(data: bytes) -> Iterator[Line]:
     if data.startswith(_BOM):  # written by some spreadsheet programs
         data = data[len(_BOM) :]
     for index, piece in enumerate(data.split(b"\n")):
-        number = index + 1
-        raw = piece.removesuffix(b"\r")
-        if not raw.strip():
+        line = _line(index + 1, piece)
+        if line is not None:
+            yield line
+
+
+def lines_of_stream(file: IO[bytes]) -> Iterator[Line]:
+    """:func:`lines_of` for a file read as it goes: one line in memory at a time.
+
+    A line longer than :data:`MAX_LINE_BYTES` is refused as it is read, never held whole.
+    """
+    number = 0
+    while True:
+        piece = file.readline(MAX_LINE_BYTES + 2)
+        if not piece:
+            return
+        number += 1
+        if number == 1 and piece.startswith(_BOM):
+            piece = piece[len(_BOM) :]
+        if not piece.endswith(b"\n") and len(piece) > MAX_LINE_BYTES:
+            length = len(piece)
+            while piece and not piece.endswith(b"\n"):  # the rest of the line, read and left
+                piece = file.readline(MAX_LINE_BYTES)
+                length += len(piece)
+            yield Line(number, None, f"too long: {length} bytes, at most {MAX_LINE_BYTES}")
             continue
-        if len(raw) > MAX_LINE_BYTES:
-            yield Line(number, None, f"too long: {len(raw)} bytes, at most {MAX_LINE_BYTES}")
-            continue
-        nul = raw.find(b"\x00")
-        if nul >= 0:
-            yield Line(number, None, f"binary data: a NUL byte at column {nul + 1}")
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            byte = raw[error.start]
-            yield Line(number, None, f"not UTF-8: byte 0x{byte:02x} at column {error.start + 1}")
-            continue
-        yield Line(number, text)
+        line = _line(number, piece.removesuffix(b"\n"))
+        if line is not None:
+            yield line
+
+
+def _line(number: int, piece: bytes) -> Line | None:
+    raw = piece.removesuffix(b"\r")
+    if not raw.strip():
+        return None
+    if len(raw) > MAX_LINE_BYTES:
+        return Line(number, None, f"too long: {len(raw)} bytes, at most {MAX_LINE_BYTES}")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        return Line(number, None, f"binary data: a NUL byte at column {nul + 1}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = raw[error.start]
+        return Line(number, None, f"not UTF-8: byte 0x{byte:02x} at column {error.start + 1}")
+    return Line(number, text)
 
 
 def depth_error(value: Any) -> str | None:

@@ -25,6 +25,7 @@ from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register
 from otel_feedback._recording.responses import note_response
 from otel_feedback._recording.roots import note_root
 from otel_feedback._sdk import processors_of_provider
+from otel_feedback._upstream import flush_upstream
 
 __all__ = ["FeedbackSpanProcessor"]
 
@@ -179,10 +180,13 @@ class FeedbackSpanProcessor(SpanProcessor):
             timeout_millis / 1000 if timeout_millis is not None else self._timeout_s
         )
         start = time.monotonic()
-        done = self._engine.flush(timeout_s, wait_for_down=self._exit_deadline is None)
+        # Evaluations under way record their results first (as they end, on their threads).
+        upstream = flush_upstream(timeout_s)
+        left_s = max(0.0, timeout_s - (time.monotonic() - start))
+        done = self._engine.flush(left_s, wait_for_down=self._exit_deadline is None)
         left_ms = int(max(0.0, timeout_s - (time.monotonic() - start)) * 1000)
         flushed = [_flush(e, left_ms) for e in self._exporters]  # every one, no short cut
-        return all(flushed) and done
+        return all(flushed) and done and upstream
 
     def shutdown(self) -> None:
         """Deliver what can be within the export timeout, then stop and shut exporters down.
@@ -192,10 +196,13 @@ class FeedbackSpanProcessor(SpanProcessor):
         """
         if self._is_shutdown:
             return
+        timeout_s = self._within_exit(self._timeout_s)
+        start = time.monotonic()
+        flush_upstream(timeout_s)  # evaluations under way record their results first
         self._is_shutdown = True
         unregister(self)
         self._exit_hook.release()
-        self._engine.shutdown(self._within_exit(self._timeout_s))
+        self._engine.shutdown(max(0.0, timeout_s - (time.monotonic() - start)))
 
     def _within_exit(self, timeout_s: float) -> float:
         # At exit, every flush and the shutdown share one deadline.

@@ -41,13 +41,14 @@ from otel_feedback._recording.unsampled import sinks_for_unrecorded
 from otel_feedback._sdk import (
     add_carrying_event,
     cut_by_limits,
+    events_full,
     keeps_no_events,
     start_root_in_trace,
     tracer_would_cut,
 )
 from otel_feedback._version import __version__
 
-__all__ = ["deliver_remote"]
+__all__ = ["CARRIER_SCOPE", "deliver_remote", "put_about", "start_linked"]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _tracer_of: tuple[object, trace.Tracer] | None = None
@@ -115,18 +116,11 @@ def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
     else:
         linked, local, flags = _span_of_trace(target.trace_id), True, _SAMPLED
     if linked:
-        # The link names the judged span (or a span of the judged trace); the parent places
-        # the carrier under it, where trace views show it. A span of this process is not
-        # marked remote.
-        judged = SpanContext(
-            target.trace_id, linked, is_remote=not local, trace_flags=TraceFlags(flags)
-        )
-        carrier = tracer.start_span(
+        carrier = start_linked(
+            tracer,
             name,
-            context=trace.set_span_in_context(NonRecordingSpan(judged)),
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            links=[Link(judged)],
+            Remote(target.trace_id, linked, True, local=local, flags=flags),
+            attributes,
             start_time=timestamp_ns,
         )
     else:
@@ -145,6 +139,57 @@ def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
             return False
     if not carrier.is_recording():
         return False
+    put_about(carrier, record, target, timestamp_ns)
+    carrier.end()
+    # Its processors noted it as a root of the trace if it has no parent (or a remote one):
+    # it is not one of the trace's own spans.
+    own = carrier.get_span_context()
+    forget(own.trace_id, own.span_id)
+    return True
+
+
+def start_linked(
+    tracer: trace.Tracer,
+    name: str,
+    target: Remote,
+    attributes: dict[str, AttributeValue],
+    *,
+    start_time: int | None = None,
+) -> trace.Span:
+    """A span about ``target``: its child, with exactly one link to it (OpenInference's form).
+
+    The link names the judged span (or a span of the judged trace); the parent places the
+    span under it, where trace views show it. A span of this process is not marked remote.
+    """
+    judged = SpanContext(
+        target.trace_id,
+        target.span_id,
+        is_remote=not target.local,
+        trace_flags=TraceFlags(target.flags | _SAMPLED),
+    )
+    return tracer.start_span(
+        name,
+        context=trace.set_span_in_context(NonRecordingSpan(judged)),
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        links=[Link(judged)],
+        start_time=start_time,
+    )
+
+
+def put_about(
+    span: trace.Span, record: RecordedFeedback, target: Remote, timestamp_ns: int
+) -> None:
+    """Put ``record`` about ``target`` on ``span`` (a recording carrier), as its one event.
+
+    The event names the judged run's ids, which win over the span's own when it is read.
+    """
+    carrier = span
+    if events_full(carrier):
+        # One more event would evict an earlier one (an evaluator that returned many
+        # results): this record goes to the span's processors now instead.
+        hand_off(sinks_of_span(carrier), record)
+        return
     event = {
         **record._attributes,  # noqa: SLF001 - the handle's own event attributes
         a.ATTR_TRACE_ID: trace_hex(target.trace_id),
@@ -160,12 +205,6 @@ def _carry(record: RecordedFeedback, target: Remote, timestamp_ns: int) -> bool:
         carrier.add_event(a.EVENT_NAME, event, timestamp=timestamp_ns)
     elif not add_carrying_event(carrier, a.EVENT_NAME, event, timestamp_ns, record):
         carrier.add_event(a.EVENT_NAME, event, timestamp=timestamp_ns)
-    carrier.end()
-    # Its processors noted it as a root of the trace if it has no parent (or a remote one):
-    # it is not one of the trace's own spans.
-    own = carrier.get_span_context()
-    forget(own.trace_id, own.span_id)
-    return True
 
 
 _START_ATTRIBUTES: dict[str, AttributeValue] = {a.ATTR_SPAN_KIND: a.SPAN_KIND_EVALUATOR}

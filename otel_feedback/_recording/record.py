@@ -40,7 +40,7 @@ from otel_feedback._recording.target import (
 if TYPE_CHECKING:
     from otel_feedback._model import Feedback, FeedbackConfig
 
-__all__ = ["record_feedback"]
+__all__ = ["record_feedback", "recorded_about"]
 
 # Feedback with no run to attach to: counted in one rate-limited line per 30 s, the rest at exit.
 _not_recorded = LossLog("feedback record(s)")
@@ -215,6 +215,48 @@ def record_feedback(
         record=record,
     )
     return _hand_off(recorded, target, now_ns)  # type: ignore[arg-type]
+
+
+def recorded_about(trace_id: int, span_id: int, **fields: Any) -> RecordedFeedback:
+    """Validated feedback about a run known by its ids, not handed off: the caller delivers it.
+
+    ``fields`` are :func:`record_feedback`'s record arguments (``key``, ``score``, ...,
+    ``source_type``); what an evaluator returned is checked here as a call would be.
+
+    Raises:
+        InvalidFeedbackError: naming the bad field and the reason.
+    """
+    now_ns = time.time_ns() // 1000 * 1000
+    fields.setdefault("source_type", "api")
+    for name in (
+        "value",
+        "comment",
+        "correction",
+        "source_info",
+        "source_run_id",
+        "user_id",
+        "feedback_id",
+        "feedback_config",
+        "comparative_experiment_id",
+        "feedback_group_id",
+        "extra",
+        "error",
+        "session_id",
+        "start_time",
+        "score",
+    ):
+        fields.setdefault(name, None)
+    record = _checked_record(now_ns, trace_id, span_id, **fields)
+    if record is None:  # invalid while the SDK is disabled: nothing to refuse with
+        raise InvalidFeedbackError("feedback", "not recorded: the SDK is disabled")
+    return RecordedFeedback._made(  # noqa: SLF001 - the handle's maker
+        attributes=encode(record),
+        id_number=record.id.int,
+        time_ns=now_ns,
+        trace_id=trace_id,
+        span_id=span_id,
+        record=record,
+    )
 
 
 class _Off:

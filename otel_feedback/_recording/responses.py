@@ -27,7 +27,7 @@ from otel_feedback import _attributes as a
 from otel_feedback._codec import run_attributes_of
 from otel_feedback._sdk import attribute_dict
 
-__all__ = ["note_response", "noted_run", "run_of_span"]
+__all__ = ["note_response", "noted_run", "run_of", "run_of_span"]
 
 _MAX_SPANS = 4096
 """The runs of at least this many of the latest spans noted are kept (at most twice as many)."""
@@ -94,10 +94,15 @@ def run_of_span(span: Any) -> dict[str, str] | None:
     if attributes is None:
         found = getattr(span, "attributes", None)
         attributes = found if isinstance(found, Mapping) else {}
+    return run_of(attributes, getattr(span, "name", None))
+
+
+def run_of(attributes: Mapping[str, Any], name: object) -> dict[str, str] | None:
+    """:func:`run_of_span` for a span known by its attributes and name (read from a file)."""
     run = run_attributes_of(attributes)
     if run is not None and a.ATTR_EVALUATION_TARGET in run:
         return run
-    target = _target_of(span, attributes)
+    target = _target_of(name, attributes)
     if target is None:
         return run
     if run is None:
@@ -106,14 +111,13 @@ def run_of_span(span: Any) -> dict[str, str] | None:
     return run
 
 
-def _target_of(span: Any, attributes: Mapping[str, Any]) -> str | None:
+def _target_of(name: object, attributes: Mapping[str, Any]) -> str | None:
     """The span's own evaluation target, else its agent's name, else its name."""
-    for name in (a.ATTR_EVALUATION_TARGET, a.ATTR_AGENT_NAME):
-        target = attributes.get(name)
+    for attribute in (a.ATTR_EVALUATION_TARGET, a.ATTR_AGENT_NAME):
+        target = attributes.get(attribute)
         if target.__class__ is str and target:
             return str(target)
-    target = getattr(span, "name", None)
-    return target if target.__class__ is str and target else None
+    return name if name.__class__ is str and name else None
 
 
 def _trim() -> None:

@@ -1,0 +1,45 @@
+"""Producers of feedback that work in the background, which exporting waits for first.
+
+Online evaluation records its results as its evaluations end, on its own threads. A
+FeedbackSpanProcessor that flushes or shuts down first lets running evaluations finish
+(within its own deadline), whatever order the processors were added to the provider in, so
+that their results are exported rather than found after the exporters stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Protocol
+
+__all__ = ["Upstream", "flush_upstream", "register_upstream"]
+
+
+class Upstream(Protocol):
+    """A background producer of feedback (an online evaluation processor)."""
+
+    def _flush_upstream(self, timeout_s: float) -> bool:
+        """Finish what is under way within ``timeout_s``; False if time ran out."""
+        ...  # pragma: no cover - a protocol
+
+
+_producers: weakref.WeakSet[Upstream] = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def register_upstream(producer: Upstream) -> None:
+    """Have every FeedbackSpanProcessor wait for ``producer`` before its own flush."""
+    with _lock:
+        _producers.add(producer)
+
+
+def flush_upstream(timeout_s: float) -> bool:
+    """Let every producer finish what is under way, all within ``timeout_s``."""
+    with _lock:
+        producers = list(_producers)
+    deadline = time.monotonic() + timeout_s
+    done = True
+    for producer in producers:
+        done = producer._flush_upstream(max(0.0, deadline - time.monotonic())) and done  # noqa: SLF001
+    return done
