@@ -3,18 +3,18 @@
 An evaluator is a plain function of one ``JudgedRun`` (an ended span, its input and output
 read as text) that returns LangSmith's evaluation result: a dict with a ``key`` and a
 ``score``, ``value``, ``comment`` or ``correction``, or None when it has nothing to say.
-These four are each a kind a support bot is judged by:
+Three kinds of judge, each as a support bot would have it:
 
 - ``sentiment``: how the customer feels, from their message, with VADER (a lexicon model that
   ships inside the ``vaderSentiment`` package: nothing is downloaded);
 - ``cites_source`` and ``json_answer``: checks in code on the answer, a regular expression
   and a JSON parse;
 - ``llm_judge`` (and ``llm_judge_async``): an LLM as a judge of the answer's correctness,
-  through the ``openai`` client. With ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL`` for another
-  OpenAI-compatible server) set, it asks that server; with neither set it asks a stand-in
-  started on 127.0.0.1 (``examples/_openai_standin.py``), which is not OpenAI and runs no
-  model: it grades by a fixed rule, so that the example runs offline and gives the same
-  verdicts every time.
+  through the ``openai`` client. With ``OPENAI_API_KEY`` set it asks OpenAI, or the
+  OpenAI-compatible server ``OPENAI_BASE_URL`` names (``JUDGE_MODEL`` names the model); with
+  neither set it asks a stand-in started on 127.0.0.1 (``examples/_openai_standin.py``), which
+  is not OpenAI and runs no model: it grades by a fixed rule, so that the example runs offline
+  and gives the same verdicts every time.
 
 They need the ``examples`` extra (``pip install 'otel-feedback[examples]'``). Name them by
 ``module:function`` from the repository's root, online or over stored spans::
