@@ -421,13 +421,20 @@ def test_multibyte_text_is_measured_in_bytes() -> None:
     assert read_content({"traceloop.entity.input": text}).inputs == {"input": text}
 
 
-def test_wrong_types_are_skipped() -> None:
+def test_messages_that_are_no_messages_are_read_as_text() -> None:
+    not_a_list = json.dumps({"role": "assistant"})
     content = read_content(
-        {
-            "gen_ai.input.messages": ("not", "json"),
-            "gen_ai.output.messages": json.dumps({"role": "assistant"}),
-        }
+        {"gen_ai.input.messages": "[{oops", "gen_ai.output.messages": not_a_list}
     )
+    assert content == RunContent(
+        {"input": "[{oops"}, {"output": not_a_list}, "[{oops", not_a_list, "gen_ai"
+    )
+    big = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "x" * (1 << 20)}]}])
+    assert read_content({"gen_ai.input.messages": big}).inputs == {"input": big}
+
+
+def test_wrong_types_are_skipped() -> None:
+    content = read_content({"gen_ai.input.messages": ("not", "json"), "gen_ai.output.messages": 3})
     assert content == RunContent()
     assert read_content({"input.value": 3, "output.value": True}) == RunContent(
         {"input": "3"}, {}, "3", None, "openinference"

@@ -327,21 +327,38 @@ def _gen_ai(attributes: Mapping[str, Any], events: Sequence[_Event]) -> RunConte
                 source = event.attributes
                 break
     if source is not None:
-        inputs = _messages_of(_json_list(source.get(_GEN_AI_INPUT)), output=False) or []
+        raw_inputs = source.get(_GEN_AI_INPUT)
+        inputs = _messages_of(_json_list(raw_inputs), output=False)
         system = _json_list(source.get(_GEN_AI_SYSTEM))
-        if system is not None:
+        if system is not None and (inputs is not None or raw_inputs is None):
             text, parts = (
                 _content_parts(system) if isinstance(system, list) else (_as_text(system), None)
             )
             if text is not None or parts is not None:
-                inputs.insert(0, _message("system", parts if parts is not None else text))
-        outputs = _messages_of(_json_list(source.get(_GEN_AI_OUTPUT)), output=True)
+                inputs = [_message("system", parts if parts is not None else text), *(inputs or [])]
+        raw_outputs = source.get(_GEN_AI_OUTPUT)
         found = _content(
-            *_chat_side(inputs, output=False), *_chat_side(outputs, output=True), "gen_ai"
+            *_gen_ai_side(inputs, raw_inputs, "input", output=False),
+            *_gen_ai_side(
+                _messages_of(_json_list(raw_outputs), output=True),
+                raw_outputs,
+                "output",
+                output=True,
+            ),
+            "gen_ai",
         )
         if found is not None:
             return found
     return _gen_ai_events(events) if events else None
+
+
+def _gen_ai_side(
+    messages: list[dict[str, Any]] | None, raw: Any, key: str, *, output: bool
+) -> tuple[dict[str, Any], str | None]:
+    """Messages read, or the text they were written as when it is no list of messages."""
+    if messages is None and isinstance(raw, str):
+        return {key: raw}, raw
+    return _chat_side(messages, output=output)
 
 
 def _gen_ai_events(events: Sequence[_Event]) -> RunContent | None:
