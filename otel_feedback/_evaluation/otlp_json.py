@@ -87,17 +87,16 @@ def runs_of_otlp_json(document: Mapping[str, Any]) -> Iterator[JudgedRun | Inval
     field of the wrong type, an attribute value that is no AnyValue), an
     :class:`InvalidSpanError` naming the field: yielded, not raised, so that the spans after
     a bad one are still read. A bad resource or scope gives one error in place of all its
-    spans.
-
-    Raises:
-        InvalidSpanError: at once, when the document itself is not an object whose
-            ``resourceSpans`` is a list (nothing in it can be read).
+    spans; a document that is not an object whose ``resourceSpans`` is a list gives one error
+    and nothing else. Nothing is raised.
     """
     if not isinstance(document, Mapping):
-        raise InvalidSpanError("(document)", f"not a JSON object: {type(document).__name__}")
+        yield InvalidSpanError("(document)", f"not a JSON object: {type(document).__name__}")
+        return
     resource_spans = document.get("resourceSpans", [])
     if not isinstance(resource_spans, list):
-        raise InvalidSpanError("resourceSpans", _not("a list", resource_spans))
+        yield InvalidSpanError("resourceSpans", _not("a list", resource_spans))
+        return
     for r, resource_span in enumerate(resource_spans):
         r_path = f"resourceSpans[{r}]"
         try:
