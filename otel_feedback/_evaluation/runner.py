@@ -284,8 +284,10 @@ class Runner(Generic[_Item]):
                 evaluator, run, self._tracer(), local=self._local, on_record=self._on_record
             )
             try:
-                returned, release_slot = await self._call(judging, slots)
-            except asyncio.TimeoutError:
+                returned = await self._call(judging, slots)
+            except (asyncio.TimeoutError, _ThreadStillBusy) as timeout:
+                # A plain evaluator's thread still runs it: its slot is freed when it returns.
+                release_slot = not isinstance(timeout, _ThreadStillBusy)
                 self.tally.add("timed_out")
                 judging.fail(f"timed out after {self._timeout_s:g} s")
                 self.tally.add("results")
@@ -309,16 +311,21 @@ class Runner(Generic[_Item]):
             if remaining[0] == 0:
                 self._end_run()
 
-    async def _call(self, judging: Judging, slots: asyncio.Semaphore) -> tuple[Any, bool]:
-        """What the evaluator returned, and whether its slot is free (its thread is done)."""
+    async def _call(self, judging: Judging, slots: asyncio.Semaphore) -> Any:
+        """What the evaluator returned.
+
+        Raises:
+            asyncio.TimeoutError: it took longer than the timeout.
+            _ThreadStillBusy: a plain evaluator took longer than the timeout and still runs;
+                its slot is released when it returns.
+        """
         evaluator, run = judging.evaluator, judging.run
         current = trace.set_span_in_context(judging.span)
         deadline = asyncio.get_running_loop().time() + self._timeout_s
         if evaluator.is_async:
-            returned: Any = await asyncio.wait_for(
+            return await asyncio.wait_for(
                 _in_context(current, evaluator.function, run), self._timeout_s
             )
-            return returned, True
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
 
@@ -333,11 +340,15 @@ class Runner(Generic[_Item]):
         except asyncio.TimeoutError:
             # Its thread is still taken: so is its slot, until the function returns.
             answer.add_done_callback(lambda _: slots.release())
-            raise
+            raise _ThreadStillBusy from None
         if inspect.isawaitable(returned):  # a plain function that returned a coroutine
             left = max(0.0, deadline - loop.time())
             returned = await asyncio.wait_for(_in_context(current, lambda _: returned, run), left)
-        return returned, True
+        return returned
+
+
+class _ThreadStillBusy(Exception):  # noqa: N818 - a timeout, named for what it leaves behind
+    """A plain evaluator timed out and its thread still runs it."""
 
 
 def _settle(answer: asyncio.Future[Any], ok: bool, value: Any) -> None:
