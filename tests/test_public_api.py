@@ -6,6 +6,7 @@ import otel_feedback
 
 PUBLIC = [
     "ConsoleFeedbackExporter",
+    "EvaluationStats",
     "Feedback",
     "FeedbackCategory",
     "FeedbackConfig",
@@ -19,10 +20,12 @@ PUBLIC = [
     "InMemoryFeedbackExporter",
     "InvalidFeedbackError",
     "JsonlFeedbackExporter",
+    "JudgedRun",
     "LangSmithFeedbackExporter",
     "LangfuseFeedbackExporter",
     "MLflowFeedbackExporter",
     "OTLPFeedbackExporter",
+    "OnlineEvaluationProcessor",
     "PartialFeedbackExport",
     "PhoenixFeedbackExporter",
     "RecordedFeedback",
@@ -55,6 +58,10 @@ def test_options_are_keyword_only() -> None:
     assert positional == ["key"]
     processor = inspect.signature(otel_feedback.FeedbackSpanProcessor).parameters
     assert [p.name for p in processor.values() if p.kind is p.POSITIONAL_OR_KEYWORD] == ["exporter"]
+    evaluation = inspect.signature(otel_feedback.OnlineEvaluationProcessor).parameters
+    assert [p.name for p in evaluation.values() if p.kind is p.POSITIONAL_OR_KEYWORD] == [
+        "evaluators"
+    ]
 
 
 def test_the_signature_follows_langsmith_create_feedback() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -198,6 +199,10 @@ def _evaluators(references: tuple[str, ...]) -> Any:
             f"no evaluator: give --evaluator MODULE:FUNCTION or set "
             f"{env.OTEL_PYTHON_FEEDBACK_EVALUATORS}"
         )
+    # Imported from the current directory too, as uvicorn and gunicorn import an app: a
+    # console script's own directory is on the path, the user's project is not.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     loaded = {}
     for reference in chosen:
         try:
