@@ -624,7 +624,7 @@ def test_the_fields_of_a_run(spans: tuple[TracerProvider, InMemorySpanExporter])
     assert run.start_time == datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=timezone.utc)
     assert run.end_time is not None
     assert run.end_time.tzinfo is timezone.utc
-    assert dict(run.attributes) == {
+    expected: dict[str, Any] = {
         "flag": True,
         "count": -(1 << 62),
         "ratio": 0.25,
@@ -632,6 +632,10 @@ def test_the_fields_of_a_run(spans: tuple[TracerProvider, InMemorySpanExporter])
         "numbers": (1, 2),
         "raw": b"\x00\xff",
     }
+    assert ended.attributes is not None
+    if "raw" not in ended.attributes:
+        del expected["raw"]  # SDKs before bytes attribute values (1.41) drop it
+    assert dict(run.attributes) == expected
     assert run.events == (
         RunEvent("step", datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=timezone.utc), {"n": 1}),
     )
