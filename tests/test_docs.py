@@ -219,8 +219,45 @@ def _files(cwd: Path, receiver: OTLPReceiver) -> None:
         json.dumps({"key": "correctness", "score": 0, "trace_id": TRACEPARENT[3:35]}) + "\n"
     )
     (cwd / "labels.csv").write_text(f"key,score,traceparent\nthumbs,1,{TRACEPARENT}\n")
+    (cwd / "traces.jsonl").write_text(json.dumps(_STORED_TRACE) + "\n")
     [config] = [b for b in ALL if b.language == "yaml" and "file_format" in b.code]
     (cwd / "otel.yaml").write_text(_loopback(config.code, receiver))
+
+
+# One line of a Collector's file exporter: an LLM span of the support bot (OpenInference).
+_STORED_TRACE = {
+    "resourceSpans": [
+        {
+            "resource": {
+                "attributes": [{"key": "service.name", "value": {"stringValue": "support-bot"}}]
+            },
+            "scopeSpans": [
+                {
+                    "scope": {"name": "openinference.instrumentation.openai"},
+                    "spans": [
+                        {
+                            "traceId": TRACEPARENT[3:35],
+                            "spanId": TRACEPARENT[36:52],
+                            "name": "generate",
+                            "kind": 3,
+                            "startTimeUnixNano": "1764633600000000000",
+                            "endTimeUnixNano": "1764633601000000000",
+                            "attributes": [
+                                {"key": key, "value": {"stringValue": value}}
+                                for key, value in {
+                                    "openinference.span.kind": "LLM",
+                                    "input.value": "My order never came, this is awful!",
+                                    "output.value": "Sorry! It ships tomorrow [kb-102].",
+                                }.items()
+                            ],
+                            "status": {},
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+}
 
 
 def _loopback(text: str, receiver: OTLPReceiver) -> str:
@@ -270,8 +307,7 @@ def test_shown_command_runs(
         )
         assert token.returncode == 0, token.stderr
         env["TOKEN"] = token.stdout.strip()
-    else:
-        (tmp_path / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
     receiver.clear()
     done = run(["bash", "-c", _loopback(command, receiver)], tmp_path, env)
     assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
@@ -284,7 +320,7 @@ def test_shown_command_runs(
             - 1  # the line _files wrote
         )
         assert feedback >= 3, f"{command}\n{done.stdout}\n{done.stderr}"
-    elif words[program_at + 1] in {"record", "import"}:
+    elif words[program_at + 1] in {"record", "import", "evaluate"}:
         assert receiver.logs(), f"{command}\n{done.stdout}\n{done.stderr}"
 
 
