@@ -17,6 +17,7 @@ carriers' do.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -50,6 +51,8 @@ judging_spans: set[int] = set()
 Online evaluation never judges these: a judge's own LLM call judged by the same judge would
 never end. Plain set operations, each one atomic.
 """
+# A forked child runs none of its parent's evaluations.
+os.register_at_fork(after_in_child=judging_spans.clear)
 
 
 class Judging:
