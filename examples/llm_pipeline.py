@@ -7,7 +7,7 @@ with OpenInference attributes (``openinference.span.kind``, ``input.value``,
 tools show the prompts, the documents and the tokens. The models are canned, so that the demo
 runs anywhere; the short sleeps stand in for their latency.
 
-Feedback comes from four places, as in a real deployment:
+Feedback comes from five places, as in a real deployment:
 
 - during the run, checks in code: ``retrieval_hit`` on ``retrieve``, ``cites_sources`` on
   ``generate`` (source type ``api``: Phoenix and MLflow show them as CODE);
@@ -16,7 +16,14 @@ Feedback comes from four places, as in a real deployment:
 - later, the user rates an answer with the ``traceparent`` the app handed to the frontend:
   ``user_rating`` (``app``: HUMAN);
 - later still, a reviewer corrects the answer the judge flagged, naming the run by the ids a
-  review queue keeps: ``correctness`` with a ``correction`` (``reviewer``: HUMAN).
+  review queue keeps: ``correctness`` with a ``correction`` (``reviewer``: HUMAN);
+- online evaluators, in the background as the spans end (``OnlineEvaluationProcessor``, with
+  the evaluators of ``examples/evaluators.py``): ``llm_judge`` judges every ``generate`` LLM
+  span (``correctness``, with its reasoning) and ``sentiment`` the user's question on every
+  ``answer_question`` span (``user_sentiment``), each inside an ``evaluate <name>`` span under
+  the span it judges (``model``: LLM). With no ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` set,
+  the LLM judge asks a stand-in on 127.0.0.1 that is not OpenAI and grades by a fixed rule
+  (``examples/_openai_standin.py``), so that the demo runs offline.
 
 Feedback given after a span has ended travels on a short ``feedback <key>`` span under it.
 
@@ -44,6 +51,7 @@ or to MLflow (experiment 0)::
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -51,8 +59,10 @@ import re
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -68,6 +78,8 @@ from otel_feedback import (
     FeedbackSpanProcessor,
     InMemoryFeedbackExporter,
     JsonlFeedbackExporter,
+    JudgedRun,
+    OnlineEvaluationProcessor,
     RunHandle,
     current_run,
     record_feedback,
@@ -327,6 +339,50 @@ def run_the_demo() -> None:
         )
 
 
+def example_evaluators() -> Any:
+    """``examples/evaluators.py``, beside this file, however this file was loaded.
+
+    By its package's name when imported from the repository's root (``examples.evaluators``),
+    by its own when run as ``python examples/llm_pipeline.py`` (``examples/`` is then first on
+    ``sys.path``).
+    """
+    return importlib.import_module(f"{__package__}.evaluators" if __package__ else "evaluators")
+
+
+def is_llm_call(span: ReadableSpan) -> bool:
+    """The spans the LLM judge reads: the chat model's calls (``generate``)."""
+    return (span.attributes or {}).get("openinference.span.kind") == "LLM"
+
+
+def is_question(span: ReadableSpan) -> bool:
+    """The spans whose input is the user's own message: the app's entry point."""
+    return span.name == "answer_question"
+
+
+def online_judges(provider: TracerProvider) -> list[OnlineEvaluationProcessor]:
+    """Evaluators that judge the spans as they end, in the background: one processor per
+    kind of span, each with the evaluators that fit it and a span_filter that picks them.
+
+    The judge reads the LLM call, whose input holds the retrieved documents it can check the
+    answer against; the sentiment reads the question as the user typed it, the root's input.
+    """
+    try:
+        evaluators = example_evaluators()
+    except ModuleNotFoundError as missing:  # vaderSentiment or openai
+        print(
+            f"No online evaluators: {missing.name} is not installed "
+            "(pip install 'otel-feedback[examples]')",
+            file=sys.stderr,
+        )
+        return []
+    judge: Callable[[JudgedRun], Any] = evaluators.llm_judge
+    sentiment: Callable[[JudgedRun], Any] = evaluators.sentiment
+    return [
+        OnlineEvaluationProcessor([judge], span_filter=is_llm_call, tracer_provider=provider),
+        OnlineEvaluationProcessor([sentiment], span_filter=is_question, tracer_provider=provider),
+    ]
+
+
 def set_up(
     jsonl_path: str | None,
 ) -> tuple[TracerProvider, InMemorySpanExporter, InMemoryFeedbackExporter]:
@@ -356,14 +412,30 @@ def set_up(
     if jsonl_path:
         exporters.append(JsonlFeedbackExporter(jsonl_path))
     provider.add_span_processor(FeedbackSpanProcessor(exporters))
+    # The online evaluators, after the processor that exports their results: its flush waits
+    # for theirs.
+    for judges in online_judges(provider):
+        provider.add_span_processor(judges)
     return provider, spans, records
 
 
-def describe(record: Feedback) -> str:
-    parts = [f"{record.key} = {record.score if record.score is not None else record.value}"]
+def evaluator_span_of(record: Feedback) -> int | None:
+    """The span id of the evaluator span that gave ``record`` (its ``source_run_id``)."""
+    metadata = record.feedback_source.metadata if record.feedback_source else None
+    run = (metadata or {}).get("__run")
+    return UUID(run["run_id"]).int if isinstance(run, dict) and "run_id" in run else None
+
+
+def describe(record: Feedback, names: dict[int, str]) -> str:
+    score = record.score
+    shown = round(score, 3) if isinstance(score, float) else score
+    parts = [f"{record.key} = {shown if score is not None else record.value}"]
     if record.score is not None and isinstance(record.value, str):
         parts.append(f"({record.value})")
     parts.append(f"by {record.feedback_source.type if record.feedback_source else 'api'}")
+    evaluator = evaluator_span_of(record)
+    if evaluator is not None and evaluator in names:
+        parts.append(f"in {names[evaluator]}")
     if record.comment:
         parts.append(f'"{record.comment}"')
     if record.correction:
@@ -376,6 +448,7 @@ def print_traces(spans: Sequence[ReadableSpan], records: Sequence[Feedback]) -> 
     children: dict[int | None, list[ReadableSpan]] = defaultdict(list)
     for span in sorted(spans, key=lambda s: s.start_time or 0):
         children[span.parent.span_id if span.parent else None].append(span)
+    names = {s.context.span_id: s.name for s in spans if s.context is not None}
     on_run: dict[int, list[Feedback]] = defaultdict(list)
     for record in records:
         if record.run_id is not None:
@@ -389,7 +462,7 @@ def print_traces(spans: Sequence[ReadableSpan], records: Sequence[Feedback]) -> 
         name = f"{'  ' * depth}{span.name}"
         print(f"{name:<26} {kind!s:<10} {took:>4} ms  span {context.span_id:016x}")
         for record in on_run[context.span_id]:
-            print(f"{'  ' * depth}  * {describe(record)}")
+            print(f"{'  ' * depth}  * {describe(record, names)}")
         for child in children[context.span_id]:
             show(child, depth + 1)
 

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
 
 from otel_feedback import Feedback
+from otel_feedback._ids import evaluation_feedback_id
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -83,8 +85,9 @@ def printed_spans(stdout: str) -> dict[int, PrintedSpan]:
 def run_llm_pipeline(
     tmp_path: Path, *args: str, **environment: str
 ) -> tuple[dict[int, PrintedSpan], list[Feedback]]:
-    # None of the caller's OTEL_* variables: the demo must choose its mode from these alone.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # None of the caller's OTEL_* variables: the demo must choose its mode from these alone;
+    # none of its OPENAI_* ones: the LLM judge asks the loopback stand-in, never a real service.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
     env.update(environment)
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "llm_pipeline.py"), *args],
@@ -115,14 +118,20 @@ def assert_llm_pipeline_feedback(spans: dict[int, PrintedSpan], records: list[Fe
         span = spans[record.run_id.int]
         # Every record names the run it judges, in its own trace, never a carrier span.
         assert record.trace_id.int == span.trace_id
-        assert not span.name.startswith("feedback ")
+        assert not span.name.startswith(("feedback ", "evaluate "))
         judged.setdefault((record.key, record.feedback_source.type), []).append(span)
 
     # During the run: checks in code, on the steps they check.
     assert [s.name for s in judged["retrieval_hit", "api"]] == ["retrieve"] * 4
     assert [s.name for s in judged["cites_sources", "api"]] == ["generate"] * 4
-    # After the run: the judge on every answer, the user on two, the reviewer on one.
+    # After the run: the judge on every answer, the online LLM judge on every LLM call, the
+    # user on two, the reviewer on one.
+    generates = [s for s in spans.values() if s.name == "generate"]
     assert sorted(s.span_id for s in judged["correctness", "model"]) == sorted(
+        s.span_id for s in [*roots, *generates]
+    )
+    # Online, the sentiment of every question, on the app's entry point.
+    assert sorted(s.span_id for s in judged["user_sentiment", "model"]) == sorted(
         s.span_id for s in roots
     )
     assert [s.name for s in judged["user_rating", "app"]] == ["answer_question"] * 2
@@ -132,6 +141,7 @@ def assert_llm_pipeline_feedback(spans: dict[int, PrintedSpan], records: list[Fe
         ("retrieval_hit", "api"),
         ("cites_sources", "api"),
         ("correctness", "model"),
+        ("user_sentiment", "model"),
         ("user_rating", "app"),
         ("correctness", "reviewer"),
     }
@@ -139,7 +149,8 @@ def assert_llm_pipeline_feedback(spans: dict[int, PrintedSpan], records: list[Fe
     def by(source_type: str) -> list[Feedback]:
         return [r for r in records if r.feedback_source and r.feedback_source.type == source_type]
 
-    judge = by("model")
+    root_ids = {s.span_id for s in roots}
+    judge = [r for r in by("model") if r.key == "correctness" and r.run_id.int in root_ids]  # type: ignore[union-attr]
     assert all(r.comment for r in judge)
     assert sorted(r.score for r in judge if r.score is not None) == [0.0, 0.5, 1.0, 1.0]
     ratings = [r for r in records if r.key == "user_rating"]
@@ -157,17 +168,68 @@ def assert_llm_pipeline_feedback(spans: dict[int, PrintedSpan], records: list[Fe
     # Feedback given after the run rides a "feedback <key>" span under the run it judges.
     carriers = [s for s in spans.values() if s.name.startswith("feedback ")]
     assert sorted(s.name for s in carriers) == sorted(
-        f"feedback {r.key}" for r in records if r.key in ("correctness", "user_rating")
+        f"feedback {r.key}"
+        for r in records
+        if r.key in ("correctness", "user_rating") and r.run_id.int in root_ids  # type: ignore[union-attr]
     )
     assert {s.parent for s in carriers} == {"answer_question"}
     assert {s.kind for s in carriers} == {"EVALUATOR"}  # OpenInference's post-hoc form
+
+    assert_online_evaluation(spans, records)
+
+
+def assert_online_evaluation(spans: dict[int, PrintedSpan], records: list[Feedback]) -> None:
+    """The online evaluators' spans and results: each under the span it judged."""
+    evaluator_spans = {s.span_id: s for s in spans.values() if s.name.startswith("evaluate ")}
+    assert sorted(s.name for s in evaluator_spans.values()) == sorted(
+        ["evaluate llm_judge"] * 4 + ["evaluate sentiment"] * 4
+    )
+    assert {s.kind for s in evaluator_spans.values()} == {"EVALUATOR"}
+    assert {s.parent for s in evaluator_spans.values() if s.name == "evaluate llm_judge"} == {
+        "generate"
+    }
+    assert {s.parent for s in evaluator_spans.values() if s.name == "evaluate sentiment"} == {
+        "answer_question"
+    }
+    # Their ids: derived from (evaluator, key, trace, span), as online evaluation makes them.
+    online = [r for r in records if r.id == evaluated_id(r, spans)]
+    assert len(online) == 8
+    by_question: dict[str, dict[str, Feedback]] = {}
+    for record in online:
+        assert record.feedback_source is not None
+        assert record.feedback_source.type == "model"
+        assert record.error is None
+        run_id = record.feedback_source.metadata["__run"]["run_id"]  # type: ignore[index]
+        evaluator = evaluator_spans[UUID(run_id).int]
+        judged = spans[record.run_id.int]  # type: ignore[union-attr]
+        # source_run_id: the evaluator span, under the judged span, in its trace.
+        assert evaluator.trace_id == judged.trace_id
+        assert evaluator.parent == judged.name
+        by_question.setdefault(f"{judged.trace_id:032x}", {})[record.key] = record
+    assert len(by_question) == 4
+    verdicts = sorted(
+        (r["user_sentiment"].value, r["correctness"].score) for r in by_question.values()
+    )
+    # The stand-in judge scores the wrong warranty answer 0: it contradicts its document.
+    assert [score for _, score in verdicts].count(0) == 2
+    assert {label for label, _ in verdicts} <= {"positive", "neutral", "negative"}
+
+
+def evaluated_id(record: Feedback, spans: dict[int, PrintedSpan]) -> Any:
+    """The id online evaluation gives ``record``, were it an evaluator's; else None."""
+    if record.run_id is None or record.trace_id is None or record.run_id.int not in spans:
+        return None
+    evaluator = {"correctness": "llm_judge", "user_sentiment": "sentiment"}.get(record.key)
+    if evaluator is None:
+        return None
+    return evaluation_feedback_id(evaluator, record.key, record.trace_id.int, record.run_id.int)
 
 
 def test_llm_pipeline_without_a_server_prints_its_traces_and_writes_the_records(
     tmp_path: Path,
 ) -> None:
     spans, records = run_llm_pipeline(tmp_path, str(tmp_path / "feedback.jsonl"))
-    assert len(records) == 15
+    assert len(records) == 23
     assert_llm_pipeline_feedback(spans, records)
 
 
@@ -178,7 +240,7 @@ def test_llm_pipeline_sends_feedback_where_the_environment_says(tmp_path: Path) 
         OTEL_PYTHON_FEEDBACK_EXPORTER="jsonl",
         OTEL_PYTHON_FEEDBACK_JSONL_PATH=str(tmp_path / "feedback.jsonl"),
     )
-    assert len(records) == 15
+    assert len(records) == 23
     assert_llm_pipeline_feedback(spans, records)
 
 
@@ -215,7 +277,11 @@ EXPECTED_KEYS = {
     "quickstart.py": ["correctness", "user_feedback"],
     "zero_code_app.py": ["correctness", "retrieval_hit", "user_rating"],
     "llm_pipeline.py": sorted(
-        ["retrieval_hit"] * 4 + ["cites_sources"] * 4 + ["correctness"] * 5 + ["user_rating"] * 2
+        ["retrieval_hit"] * 4
+        + ["cites_sources"] * 4
+        + ["correctness"] * (5 + 4)  # the judge, the reviewer, the online LLM judge
+        + ["user_rating"] * 2
+        + ["user_sentiment"] * 4
     ),
 }
 
