@@ -6,6 +6,9 @@ variables, then photographs one trace in each UI with Debian's headless Chromium
 
 - ``docs/phoenix-annotations.png``: the trace's spans with their annotation chips, and the
   answer's annotations (LLM judge, user, reviewer) as a table beside them;
+- ``docs/phoenix-evaluations.png``: the online evaluators' ``evaluate <name>`` spans under the
+  spans they judge, and the LLM call's annotations beside them: the LLM judge's verdict
+  (annotator LLM) with the check in code (CODE);
 - ``docs/phoenix-events.png``: the ``gen_ai.evaluation.result`` event on the retrieve span;
 - ``docs/mlflow-assessments.png``: the trace's spans, and the answer's assessments (feedback
   and the reviewer's expectation) in MLflow's assessments pane beside them.
@@ -43,8 +46,10 @@ DOCS = REPO / "docs"
 PROJECT = "support-bot"
 # The trace to photograph: the wrong answer, which the judge, the user and a reviewer judged.
 QUESTION = "How long is the warranty on headphones?"
-RECORDS = 15  # what the demo records: 4 traces, feedback from checks, judge, user, reviewer
-PICTURES = ("phoenix-annotations", "phoenix-events", "mlflow-assessments")
+# What the demo records: 4 traces, feedback from checks, judge, user, reviewer, and the online
+# evaluators (the LLM judge on each LLM call, the sentiment of each question).
+RECORDS = 23
+PICTURES = ("phoenix-annotations", "phoenix-evaluations", "phoenix-events", "mlflow-assessments")
 VIEWPORT: ViewportSize = {"width": 1600, "height": 900}
 CHROMIUM_FLAGS = [
     *FLAGS,
@@ -97,25 +102,25 @@ def phoenix_pictures(browser: Browser, phoenix: PhoenixServer) -> None:
         for s in spans
         if s["name"] == "answer_question" and s["attributes"].get("input.value") == QUESTION
     )
-    retrieve = next(
-        s
-        for s in spans
-        if s["name"] == "retrieve" and s["context"]["trace_id"] == root["context"]["trace_id"]
+    retrieve, generate = (
+        next(
+            s
+            for s in spans
+            if s["name"] == name and s["context"]["trace_id"] == root["context"]["trace_id"]
+        )
+        for name in ("retrieve", "generate")
     )
 
     page = browser.new_page(viewport=VIEWPORT)
     open_phoenix_span(page, phoenix, root["context"]["span_id"])
-    # Unfold the answer's annotations as a table: name, annotator kind, score, explanation.
-    unfold = page.locator('button.card__collapsible-button[aria-label="Annotations"]')
-    unfold.click()
-    unfold.locator("xpath=ancestor::header").get_by_text("Table", exact=True).click()
-    page.get_by_text("HUMAN").first.wait_for()
-    # Narrow the score and kind columns so that labels and explanations show in full.
-    resize_column(page, "score", -45)
-    resize_column(page, "kind", -20)
-    resize_column(page, "label", 20)
-    page.mouse.move(0, VIEWPORT["height"] - 1)  # no hover highlight in the picture
+    annotations_table(page, "HUMAN")
     page.screenshot(path=DOCS / "phoenix-annotations.png")
+
+    # The LLM call: the online judge's span under it, its verdict beside the check in code.
+    open_phoenix_span(page, phoenix, generate["context"]["span_id"])
+    page.get_by_text("evaluate llm_judge").first.wait_for()
+    annotations_table(page, "LLM")
+    page.screenshot(path=DOCS / "phoenix-evaluations.png")
 
     open_phoenix_span(page, phoenix, retrieve["context"]["span_id"])
     page.get_by_role("tab", name="Events").click()
@@ -123,6 +128,19 @@ def phoenix_pictures(browser: Browser, phoenix: PhoenixServer) -> None:
     page.get_by_text("gen_ai.evaluation.explanation").first.wait_for()
     page.screenshot(path=DOCS / "phoenix-events.png")
     page.close()
+
+
+def annotations_table(page: Page, shown: str) -> None:
+    """Unfold the span's annotations as a table: name, annotator kind, score, explanation."""
+    unfold = page.locator('button.card__collapsible-button[aria-label="Annotations"]')
+    unfold.click()
+    unfold.locator("xpath=ancestor::header").get_by_text("Table", exact=True).click()
+    page.get_by_text(shown, exact=True).first.wait_for()
+    # Narrow the score and kind columns so that labels and explanations show in full.
+    resize_column(page, "score", -45)
+    resize_column(page, "kind", -20)
+    resize_column(page, "label", 20)
+    page.mouse.move(0, VIEWPORT["height"] - 1)  # no hover highlight in the picture
 
 
 def open_phoenix_span(page: Page, phoenix: PhoenixServer, span_id: str) -> None:
