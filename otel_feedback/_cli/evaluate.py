@@ -208,7 +208,9 @@ def _evaluators(references: tuple[str, ...]) -> Any:
         try:
             name, function = load_evaluator(reference, argument="--evaluator")
         except ValueError as error:
-            raise click.BadParameter(str(error).removeprefix("--evaluator: ")) from None
+            raise click.BadParameter(
+                str(error).removeprefix("--evaluator: "), param_hint="'--evaluator'"
+            ) from None
         loaded[name] = function
     return evaluators_of(loaded, argument="--evaluator")
 
