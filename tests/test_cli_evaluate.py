@@ -468,6 +468,7 @@ def test_evaluator_spans_go_to_otlp_traces_under_the_judged_spans(
         record = records[span.parent_span_id]
         assert record.feedback_source is not None
         assert record.feedback_source.metadata == {
-            "__run": {"run_id": str(uuid_from_span_id(span.span_id))}
+            "evaluator": "correctness",
+            "__run": {"run_id": str(uuid_from_span_id(span.span_id))},
         }
         assert event.name == "gen_ai.evaluation.result"

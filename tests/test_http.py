@@ -74,7 +74,13 @@ class Misbehaving:
             def _head(self, *headers: str) -> None:
                 # It closes after every answer, and says so, as HTTP/1.1 servers do: a client
                 # must not send its next request on a connection the server is closing.
-                lines = [f"HTTP/1.1 {server.status} Scripted", *headers, "Connection: close", "", ""]
+                lines = [
+                    f"HTTP/1.1 {server.status} Scripted",
+                    *headers,
+                    "Connection: close",
+                    "",
+                    "",
+                ]
                 self.wfile.write("\r\n".join(lines).encode())
 
             def _cut(self) -> int:

@@ -109,7 +109,8 @@ def test_each_result_names_the_judged_run_and_the_evaluator_span(
     assert record.run_id == uuid_from_span_id(judged.context.span_id)
     assert source(record).type == "model"
     assert source(record).metadata == {
-        "__run": {"run_id": str(uuid_from_span_id(evaluator_span.context.span_id))}
+        "evaluator": "correctness",
+        "__run": {"run_id": str(uuid_from_span_id(evaluator_span.context.span_id))},
     }
     assert record.score == 1
     assert record.comment == "judged It ships tomorrow (kb-7)."
@@ -503,3 +504,14 @@ def test_results_on_a_trace_that_is_not_sampled_still_arrive(make: Callable[...,
 def test_bad_arguments_name_themselves(arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
         OnlineEvaluationProcessor(**arguments)
+
+
+def test_mlflow_names_the_evaluator_as_the_assessments_source(make: Callable[..., Setup]) -> None:
+    from otel_feedback._export.mlflow import assessments_of
+
+    setup = make([correctness])
+    setup.judged()
+    (record,) = setup.records()
+    assert record.trace_id is not None
+    (assessment,) = assessments_of(record, record.trace_id)
+    assert assessment["source"] == {"source_type": "LLM_JUDGE", "source_id": "correctness"}

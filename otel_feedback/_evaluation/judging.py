@@ -39,10 +39,12 @@ if TYPE_CHECKING:
     from otel_feedback._evaluation.evaluators import Evaluator
     from otel_feedback._evaluation.judged import JudgedRun
 
-__all__ = ["ATTR_EVALUATOR", "Judging", "judging_spans"]
+__all__ = ["ATTR_EVALUATOR", "ATTR_EVALUATOR_NAME", "Judging", "judging_spans"]
 
 ATTR_EVALUATOR: Final = a.PREFIX + "evaluator"
 """The evaluator's name, on its evaluator span."""
+ATTR_EVALUATOR_NAME: Final = "evaluator"
+"""The key of the evaluator's name in each result's ``feedback_source.metadata``."""
 _MAX_REASON_CHARS = 2_000
 
 judging_spans: set[int] = set()
@@ -111,6 +113,12 @@ class Judging:
 
     def _put(self, key: str, fields: dict[str, Any]) -> None:
         run = self.run
+        # The evaluator's name in the source's metadata, where receivers show who judged
+        # (MLflow's source id); what the evaluator said of itself (evaluator_info) joins it.
+        fields["source_info"] = {
+            ATTR_EVALUATOR_NAME: self.evaluator.name,
+            **fields.get("source_info", {}),
+        }
         recorded = recorded_about(
             run.trace_id,
             run.span_id,

@@ -36,7 +36,7 @@ from otel_feedback._export._http import (
     unavailable,
 )
 from otel_feedback._kinds import annotator_kind
-from otel_feedback._model import Feedback
+from otel_feedback._model import Feedback, FeedbackSource
 
 __all__ = ["FEEDBACK_VALUE", "MLflowFeedbackExporter", "assessments_of", "mlflow_trace_id"]
 
@@ -96,6 +96,14 @@ def _expectation(value: Any) -> dict[str, Any]:
     }
 
 
+def _source_id(source: FeedbackSource | None, kind: str) -> str:
+    """Who gave it: the user, else the evaluator that judged (its name), else the kind."""
+    if source is not None and source.user_id:
+        return str(source.user_id)
+    evaluator = (source.metadata or {}).get("evaluator") if source is not None else None
+    return evaluator if isinstance(evaluator, str) and evaluator else kind.lower()
+
+
 def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
     """The assessments of one record: its feedback, then its correction as an expectation."""
     source = record.feedback_source
@@ -105,7 +113,7 @@ def assessments_of(record: Feedback, trace_id: UUID) -> list[dict[str, Any]]:
         "trace_id": mlflow_trace_id(trace_id),
         "source": {
             "source_type": kind,
-            "source_id": str(source.user_id if source and source.user_id else kind.lower()),
+            "source_id": _source_id(source, kind),
         },
         "create_time": _time(record.created_at),
         "last_update_time": _time(record.modified_at),
