@@ -19,6 +19,7 @@ from uuid import UUID, SafeUUID, uuid5
 from otel_feedback._errors import InvalidFeedbackError
 
 __all__ = [
+    "LOW_64_BITS",
     "IdLike",
     "as_uuid",
     "datetime_from_ns",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_traceparent",
     "random_uuid4",
     "random_uuid4_int",
+    "sampling_bound",
     "span_hex",
     "trace_hex",
     "trace_sampled",
@@ -274,6 +276,12 @@ def evaluation_feedback_id(evaluator: str, key: str, trace_id: int, span_id: int
 
 
 _SAMPLING_BOUND = 1 << 64
+LOW_64_BITS = (1 << 64) - 1
+
+
+def sampling_bound(rate: float) -> int:
+    """The bound :func:`trace_sampled` compares a trace id's low 64 bits with, for ``rate``."""
+    return _SAMPLING_BOUND if rate >= 1.0 else round(rate * _SAMPLING_BOUND)
 
 
 def trace_sampled(trace_id: int, rate: float) -> bool:
@@ -283,6 +291,4 @@ def trace_sampled(trace_id: int, rate: float) -> bool:
     ``rate * 2**64``): every span of a trace, online or offline, in any process, gets the
     same answer, and a trace the SDK kept at the same ratio is judged.
     """
-    if rate >= 1.0:
-        return True
-    return (trace_id & 0xFFFFFFFFFFFFFFFF) < round(rate * _SAMPLING_BOUND)
+    return (trace_id & LOW_64_BITS) < sampling_bound(rate)

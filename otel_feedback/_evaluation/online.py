@@ -21,7 +21,7 @@ from otel_feedback._evaluation.stats import (
     EvaluationStats,
     Tally,
 )
-from otel_feedback._ids import trace_sampled
+from otel_feedback._ids import LOW_64_BITS, sampling_bound
 from otel_feedback._log import warn_once
 from otel_feedback._recording.roots import CARRIER_SCOPE
 from otel_feedback._upstream import register_upstream
@@ -85,7 +85,8 @@ class OnlineEvaluationProcessor(SpanProcessor):
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         named = evaluators_of(evaluators)
-        self._sample_rate = checked_rate(sample_rate, "sample_rate")
+        # The sampling rule of trace_sampled(), its bound worked out once.
+        self._bound = sampling_bound(checked_rate(sample_rate, "sample_rate"))
         if span_filter is not None and not callable(span_filter):
             raise ValueError(f"span_filter: must be callable, got {type(span_filter).__name__}")
         self._span_filter = span_filter
@@ -133,28 +134,26 @@ class OnlineEvaluationProcessor(SpanProcessor):
         if self._closed:
             self._tally.skip(SHUT_DOWN)
             return
-        if not trace_sampled(context.trace_id, self._sample_rate):
-            self._tally.skip(SAMPLED_OUT)
+        if context.trace_id & LOW_64_BITS >= self._bound:
+            self._tally.chose(SAMPLED_OUT)
             return
-        if self._span_filter is not None and not self._passes(span):
-            return
+        span_filter = self._span_filter
+        if span_filter is not None:
+            try:
+                taken = span_filter(span)
+            except Exception as error:  # noqa: BLE001 - the application's code must not break on_end
+                warn_once(
+                    "evaluation span_filter",
+                    "span_filter raised %r; spans it raises on are not evaluated",
+                    error,
+                )
+                self._tally.skip(FILTER_RAISED)
+                return
+            if not taken:
+                self._tally.chose(FILTERED)
+                return
         if not self._runner.put(span):
             self._tally.skip(BUSY)
-
-    def _passes(self, span: ReadableSpan) -> bool:
-        try:
-            taken = bool(self._span_filter(span))  # type: ignore[misc]
-        except Exception as error:  # noqa: BLE001 - the application's code must not break on_end
-            warn_once(
-                "evaluation span_filter",
-                "span_filter raised %r; spans it raises on are not evaluated",
-                error,
-            )
-            self._tally.skip(FILTER_RAISED)
-            return False
-        if not taken:
-            self._tally.skip(FILTERED)
-        return taken
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait for the evaluation of every span queued so far; False if time ran out.

@@ -151,7 +151,6 @@ class Runner(Generic[_Item]):
             self._queue.append(item)
             self._accepted += 1
             wake, self._idle = self._idle, False
-        self.tally.add("queued")
         if self._thread is None:
             self._start()  # its loop takes what is queued when it starts
         elif wake:
@@ -204,8 +203,8 @@ class Runner(Generic[_Item]):
     def stats(self) -> EvaluationStats:
         """The counts so far."""
         with self._lock:
-            pending, running = len(self._queue), self._running
-        return self.tally.snapshot(pending=pending, running=running)
+            queued, pending, running = self._accepted, len(self._queue), self._running
+        return self.tally.snapshot(queued=queued, pending=pending, running=running)
 
     # --- the runner's thread ----------------------------------------------------------------
 
