@@ -515,3 +515,27 @@ def test_mlflow_names_the_evaluator_as_the_assessments_source(make: Callable[...
     assert record.trace_id is not None
     (assessment,) = assessments_of(record, record.trace_id)
     assert assessment["source"] == {"source_type": "LLM_JUDGE", "source_id": "correctness"}
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt()])
+def test_an_evaluator_raising_a_base_exception_is_its_error_and_the_runner_goes_on(
+    make: Callable[..., Setup], raised: BaseException
+) -> None:
+    def plain(run: JudgedRun) -> None:
+        raise raised
+
+    async def in_a_task(run: JudgedRun) -> None:
+        raise raised
+
+    setup = make({"plain": plain, "in_a_task": in_a_task, "correctness": correctness})
+    setup.judged()
+    setup.judged()  # the runner still judges after them
+    records = setup.records()
+    errors = sorted({(r.key, r.comment) for r in records if r.error})
+    name = type(raised).__name__
+    assert errors == [
+        ("in_a_task", f"in_a_task raised {name}: {raised}"),
+        ("plain", f"plain raised {name}: {raised}"),
+    ]
+    assert sum(r.key == "correctness" for r in records) == 2
+    assert setup.evaluation.stats().failed == 4

@@ -71,8 +71,11 @@ class _Pool:
             function, done = job
             try:
                 outcome: tuple[bool, Any] = (True, function())
-            except BaseException as error:  # noqa: BLE001 - an evaluator's error is its outcome
+            except Exception as error:  # noqa: BLE001 - an evaluator's error is its outcome
                 outcome = (False, error)
+            except BaseException as error:  # noqa: BLE001 - so is SystemExit, KeyboardInterrupt
+                # Set on the runner's future as they are, they would stop its event loop.
+                outcome = (False, _Raised(error))
             done(*outcome)
 
     def stop(self) -> None:
@@ -291,6 +294,8 @@ class Runner(Generic[_Item]):
                 judging.fail(f"timed out after {self._timeout_s:g} s")
                 self.tally.add("results")
             except Exception as error:  # noqa: BLE001 - an evaluator's error is its outcome
+                if isinstance(error, _Raised):
+                    error = error.raised
                 self.tally.add("failed")
                 judging.fail(f"raised {type(error).__name__}: {error}")
                 self.tally.add("results")
@@ -346,6 +351,14 @@ class Runner(Generic[_Item]):
         return returned
 
 
+class _Raised(Exception):  # noqa: N818 - carries what an async evaluator raised
+    """An ``async`` evaluator raised SystemExit or KeyboardInterrupt (kept in ``raised``)."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(repr(raised))
+        self.raised = raised
+
+
 class _ThreadStillBusy(Exception):  # noqa: N818 - a timeout, named for what it leaves behind
     """A plain evaluator timed out and its thread still runs it."""
 
@@ -376,5 +389,8 @@ async def _in_context(
     token = otel_context.attach(current)
     try:
         return await function(run)
+    except (KeyboardInterrupt, SystemExit) as error:
+        # Raised in a task, these would stop the runner's event loop: the evaluator's error.
+        raise _Raised(error) from error
     finally:
         otel_context.detach(token)
