@@ -294,10 +294,9 @@ class Runner(Generic[_Item]):
                 judging.fail(f"timed out after {self._timeout_s:g} s")
                 self.tally.add("results")
             except Exception as error:  # noqa: BLE001 - an evaluator's error is its outcome
-                if isinstance(error, _Raised):
-                    error = error.raised
+                raised = error.raised if isinstance(error, _Raised) else error
                 self.tally.add("failed")
-                judging.fail(f"raised {type(error).__name__}: {error}")
+                judging.fail(f"raised {type(raised).__name__}: {raised}")
                 self.tally.add("results")
             else:
                 made = judging.finish(returned)
