@@ -34,6 +34,7 @@ from otel_feedback._export.otlp import OTLPFeedbackExporter
 from otel_feedback._export.phoenix import PhoenixFeedbackExporter
 from otel_feedback._export.processor import FeedbackSpanProcessor
 from otel_feedback._log import logger, warn_once
+from otel_feedback._recording.unsampled import watch
 
 __all__ = ["attach", "configure", "exporters_from_names"]
 
@@ -86,17 +87,21 @@ def configure(
     """
     if env.sdk_disabled():
         return None
-    provider = tracer_provider if tracer_provider is not None else _global_sdk_provider()
-    if provider is None:
-        provider = _provider_from_environment()
-        trace.set_tracer_provider(provider)
-    # Checked before anything is added: a bad argument leaves the provider as it was.
+    # Checked before anything is set or added: a bad argument leaves everything as it was.
     named = None if evaluators is None else evaluators_of(evaluators)
     rate = None
     if evaluation_sample_rate is not None:
         rate = checked_rate(evaluation_sample_rate, "evaluation_sample_rate")
-    processor = attach(provider, exporters)
+    provider = tracer_provider if tracer_provider is not None else _global_sdk_provider()
+    made = provider is None
+    if provider is None:
+        provider = _provider_from_environment()
+    processor = _attach_export(provider, exporters)  # raises for an unknown exporter name
+    # The arguments win; each one not given comes from its variable.
     _attach_evaluation(provider, named, rate, exporting=processor is not None)
+    if made:
+        trace.set_tracer_provider(provider)
+        watch(provider)  # the traces its sampler drops, for their feedback
     return processor
 
 
@@ -107,6 +112,16 @@ def attach(
 
     The evaluators ``OTEL_PYTHON_FEEDBACK_EVALUATORS`` names are added with it (zero-code).
     """
+    processor = _attach_export(provider, exporters)
+    if processor is not None:
+        _attach_evaluation(provider, None, None, exporting=True)
+    return processor
+
+
+def _attach_export(
+    provider: TracerProvider, exporters: Sequence[ExporterSpec] | None
+) -> FeedbackSpanProcessor | None:
+    """Add one FeedbackSpanProcessor to ``provider`` unless it has one from here already."""
     with _attach_lock:
         existing = _attached.get(provider)
         if existing is not None:
@@ -119,7 +134,6 @@ def attach(
         processor = FeedbackSpanProcessor(chosen)  # its options from the environment
         provider.add_span_processor(processor)
         _attached[provider] = processor
-    _attach_evaluation(provider, None, None, exporting=True)
     return processor
 
 

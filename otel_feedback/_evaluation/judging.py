@@ -27,6 +27,7 @@ from opentelemetry.trace import Status, StatusCode
 from otel_feedback import _attributes as a
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._evaluation.results import BadResultError, Result, results_of
+from otel_feedback._export.delivery.forkgate import inside
 from otel_feedback._ids import evaluation_feedback_id, uuid_from_span_id
 from otel_feedback._log import logger
 from otel_feedback._recording.carrier import deliver_remote, put_about, start_linked
@@ -88,20 +89,29 @@ class Judging:
 
         Returns -1 when what it returned is not a result: one error record says why.
         """
-        try:
-            results = results_of(returned, evaluator=self.evaluator.name)
-        except BadResultError as error:
-            self.fail(f"returned an invalid result: {error}")
-            return -1
-        made = sum(self._record(result) for result in results)
-        self._end(None)
+        # Reading results and validating records is pydantic work, which a fork must not cut
+        # through (see forkgate); the span ends outside, its processors may take their time.
+        made, reason = -1, None
+        with inside():
+            try:
+                results = results_of(returned, evaluator=self.evaluator.name)
+            except BadResultError as error:
+                reason = f"returned an invalid result: {error}"
+                self._put_error(reason)
+            else:
+                made = sum(self._record(result) for result in results)
+        self._end(reason)
         return made
 
     def fail(self, reason: str) -> None:
         """The evaluation failed: one ``error=True`` record under the evaluator's name."""
+        with inside():
+            self._put_error(reason)
+        self._end(reason)
+
+    def _put_error(self, reason: str) -> None:
         name = self.evaluator.name
         self._put(name, {"error": True, "comment": _bounded(f"{name} {reason}")})
-        self._end(reason)
 
     def _record(self, result: Result) -> int:
         try:

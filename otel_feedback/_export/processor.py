@@ -217,6 +217,9 @@ class FeedbackSpanProcessor(SpanProcessor):
         # Spans first, when this processor is on the global provider: exporters such as
         # Phoenix's place feedback on spans they have already seen. (atexit runs hooks
         # last-in first-out, so this hook runs before the provider's own.)
+        # Evaluations under way first: their evaluator spans end, and the span processors
+        # flushed next (added before this one) export them.
+        flush_upstream(self._within_exit(self._timeout_s))
         provider = trace.get_tracer_provider()
         if isinstance(provider, TracerProvider) and self in (
             processors_of_provider(provider) or ()
