@@ -2,7 +2,7 @@
 
 Online evaluation records its results as its evaluations end, on its own threads. A
 FeedbackSpanProcessor that flushes or shuts down first lets running evaluations finish
-(within its own deadline), whatever order the processors were added to the provider in, so
+(within half its own deadline), whatever order the processors were added to the provider in, so
 that their results are exported rather than found after the exporters stopped.
 """
 
@@ -13,7 +13,11 @@ import time
 import weakref
 from typing import Protocol
 
-__all__ = ["Upstream", "flush_upstream", "register_upstream"]
+__all__ = ["UPSTREAM_SHARE", "Upstream", "flush_upstream", "register_upstream"]
+
+UPSTREAM_SHARE = 0.5
+"""The share of a flush's or shutdown's time given to evaluations under way; the rest is the
+delivery's, so that an evaluator that hangs never costs the feedback already queued."""
 
 
 class Upstream(Protocol):

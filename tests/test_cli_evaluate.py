@@ -472,3 +472,114 @@ def test_evaluator_spans_go_to_otlp_traces_under_the_judged_spans(
             "__run": {"run_id": str(uuid_from_span_id(span.span_id))},
         }
         assert event.name == "gen_ai.evaluation.result"
+
+
+STUCK_JUDGES = textwrap.dedent(
+    """
+    import asyncio
+    import threading
+    import time
+
+    never = threading.Event()
+
+
+    def hangs(run):
+        never.wait()
+
+
+    async def ignores_cancellation(run):
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass
+
+
+    async def blocks_its_loop(run):
+        time.sleep(3600)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("evaluator", "timed_out"),
+    [("hangs", 2), ("ignores_cancellation", 2), ("blocks_its_loop", 0)],
+)
+def test_evaluators_that_never_end_do_not_hang_the_command(
+    judges: Any, app: App, tmp_path: Path, evaluator: str, timed_out: int
+) -> None:
+    (judges.folder / "stuck.py").write_text(STUCK_JUDGES)
+    for question, answer in ANSWERS * 4:
+        app.answer(question, answer)
+    spans = app.collector_file(tmp_path / "spans.jsonl")
+    out = tmp_path / "feedback.jsonl"
+    done = run(
+        "-e",
+        f"stuck:{evaluator}",
+        "--max-workers",
+        "2",
+        "--evaluation-timeout",
+        "0.5",
+        str(spans),
+        judges=judges,
+        **to_jsonl(out),
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    # The evaluations past their timeout are recorded as such; with every worker held by
+    # one, the others are given up, counted, and the command ends.
+    errors = [r for r in records_in(out) if r.error]
+    assert len(errors) == timed_out
+    assert all(r.comment == f"{evaluator} timed out after 0.5 s" for r in errors)
+    if evaluator == "blocks_its_loop":
+        assert "the evaluators judged nothing for 6 s" in done.stderr
+
+
+@pytest.mark.parametrize("option", ["--sample-rate", "--evaluation-timeout", "--timeout"])
+@pytest.mark.parametrize("number", ["nan", "inf"])
+def test_numbers_that_are_not_finite_are_refused(
+    judges: Any, app: App, tmp_path: Path, option: str, number: str
+) -> None:
+    app.answer(*ANSWERS[0])
+    spans = app.collector_file(tmp_path / "spans.jsonl")
+    done = run("-e", "judges:correctness", option, number, str(spans), judges=judges)
+    assert done.returncode == 2
+    assert f"Invalid value for '{option}': " in done.stderr
+    if (option, number) != ("--sample-rate", "inf"):  # which is out of its range first
+        assert f"'{number}' is not a finite number." in done.stderr
+
+
+def test_evaluator_spans_in_stored_traces_are_not_judged(judges: Any, tmp_path: Path) -> None:
+    # An app judged online; its spans and its evaluator spans, stored together, as they are
+    # when the evaluator spans go where the spans go.
+    app = App()
+    app.provider.add_span_processor(
+        OnlineEvaluationProcessor([judges.correctness], tracer_provider=app.provider)
+    )
+    try:
+        for question, answer in ANSWERS:
+            app.answer(question, answer)
+        online = app.online_records()
+        stored = app.spans.get_finished_spans()
+        assert any(s.name == "evaluate correctness" for s in stored)
+        path = tmp_path / "spans.jsonl"
+        path.write_text(json.dumps(otlp_json_of(*stored)) + "\n")
+    finally:
+        app.provider.shutdown()
+    out = tmp_path / "feedback.jsonl"
+    done = run("-e", "judges:correctness", str(path), judges=judges, **to_jsonl(out))
+    assert done.returncode == 0, done.stderr
+    # Both spans of each of the three traces were judged online: six evaluator spans.
+    assert "6 span(s) of evaluators and their judges left out" in done.stdout
+    assert sorted(r.id for r in records_in(out)) == sorted(r.id for r in online)
+
+
+def test_an_evaluator_module_that_exits_at_import_is_named(
+    judges: Any, app: App, tmp_path: Path
+) -> None:
+    (judges.folder / "quits.py").write_text("raise SystemExit(5)\n")
+    app.answer(*ANSWERS[0])
+    spans = app.collector_file(tmp_path / "spans.jsonl")
+    done = run("-e", "quits:judge", str(spans), judges=judges)
+    assert done.returncode == 2
+    assert "Invalid value for '--evaluator': cannot import 'quits' (SystemExit: 5)" in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ from otel_feedback import (
     InMemoryFeedbackExporter,
     JudgedRun,
     OnlineEvaluationProcessor,
+    record_feedback,
 )
 from otel_feedback._ids import evaluation_feedback_id, uuid_from_span_id, uuid_from_trace_id
 
@@ -317,8 +319,10 @@ def test_a_hung_evaluator_keeps_its_slot_and_the_queue_bounds_the_rest(
     make: Callable[..., Setup],
 ) -> None:
     release = threading.Event()
+    calls: list[str] = []
 
     def hangs(run: JudgedRun) -> None:
+        calls.append(run.name)
         release.wait(60)
 
     setup = make([hangs], max_workers=1, max_queue_size=2, evaluation_timeout_millis=100)
@@ -330,17 +334,22 @@ def test_a_hung_evaluator_keeps_its_slot_and_the_queue_bounds_the_rest(
         stats = setup.evaluation.stats()
         assert 2 <= stats.queued <= 4
         assert stats.skipped == {"queue full (evaluators busy)": 10 - stats.queued}
-        # The first times out, but its thread (and so its slot) stays taken while it hangs.
-        assert not setup.evaluation.force_flush(1_000)
+        # The first times out, but its thread (and so its slot) stays taken while it hangs:
+        # with every slot held so, the spans waiting are skipped, not waited for.
+        assert setup.evaluation.force_flush(10_000)
         stats = setup.evaluation.stats()
         assert (stats.timed_out, stats.succeeded, stats.running) == (1, 0, 0)
+        hung = "every worker held by an evaluation past its timeout"
+        assert stats.skipped[hung] == stats.queued - 1
+        assert calls == ["chat"]
     finally:
         release.set()
-    assert setup.evaluation.force_flush(10_000)
-    stats = setup.evaluation.stats()
-    assert (stats.timed_out, stats.succeeded) == (1, stats.queued - 1)
     (record,) = setup.records()
     assert (record.key, record.error) == ("hangs", True)
+    # Once the hung thread returned, its slot is free again.
+    setup.judged()
+    assert setup.evaluation.force_flush(10_000)
+    assert setup.evaluation.stats().succeeded == 1
 
 
 # --- choosing what is judged ---------------------------------------------------------------
@@ -496,7 +505,7 @@ def test_results_on_a_trace_that_is_not_sampled_still_arrive(make: Callable[...,
         ({"evaluators": [correctness], "max_queue_size": 0}, "max_queue_size: must be a positive"),
         (
             {"evaluators": [correctness], "evaluation_timeout_millis": 0},
-            "evaluation_timeout_millis: must be a positive number",
+            "evaluation_timeout_millis: must be a positive, finite number",
         ),
         ({"evaluators": [correctness], "span_filter": 3}, "span_filter: must be callable"),
     ],
@@ -532,10 +541,145 @@ def test_an_evaluator_raising_a_base_exception_is_its_error_and_the_runner_goes_
     setup.judged()  # the runner still judges after them
     records = setup.records()
     errors = sorted({(r.key, r.comment) for r in records if r.error})
-    name = type(raised).__name__
+    said = f"{type(raised).__name__}: {raised}" if str(raised) else type(raised).__name__
     assert errors == [
-        ("in_a_task", f"in_a_task raised {name}: {raised}"),
-        ("plain", f"plain raised {name}: {raised}"),
+        ("in_a_task", f"in_a_task raised {said}"),
+        ("plain", f"plain raised {said}"),
     ]
     assert sum(r.key == "correctness" for r in records) == 2
     assert setup.evaluation.stats().failed == 4
+
+
+def test_an_async_evaluator_that_ignores_its_cancellation_is_timed_out_at_once(
+    make: Callable[..., Setup],
+) -> None:
+    finish = asyncio.Event()
+
+    async def stubborn(run: JudgedRun) -> None:
+        while not finish.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # ignored
+                await asyncio.sleep(0.01)
+
+    setup = make([stubborn], max_workers=1, evaluation_timeout_millis=100)
+    setup.judged()
+    setup.judged()
+    assert setup.evaluation.force_flush(10_000)
+    stats = setup.evaluation.stats()
+    # Recorded as timed out at its timeout; its slot stays taken while it runs on, so the
+    # second span cannot start and is given up rather than waited for.
+    assert (stats.timed_out, stats.running) == (1, 0)
+    assert stats.skipped == {"every worker held by an evaluation past its timeout": 1}
+    (record,) = setup.records()
+    assert record.comment == "stubborn timed out after 0.1 s"
+    setup.provider.shutdown()
+    finish.set()  # it ends at last, on the runner's thread
+
+
+class Unreadable(Exception):  # noqa: N818 - named for what it is
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+    __repr__ = __str__
+
+
+class Key(str):
+    pass
+
+
+class Odd(BaseException):
+    """Neither an Exception nor SystemExit nor KeyboardInterrupt."""
+
+
+@pytest.mark.parametrize(
+    ("returns", "comment"),
+    [
+        ("unreadable", "bad raised Unreadable (its message could not be read)"),
+        ("odd", "bad raised Odd: odd"),
+        ("odd_async", "bad raised Odd: odd"),
+        ("bad key", "bad returned an invalid result: result.<a int key>: not a field"),
+    ],
+)
+def test_what_breaks_the_reading_of_an_error_still_ends_its_span(
+    make: Callable[..., Setup], returns: str, comment: str
+) -> None:
+    from otel_feedback._evaluation.judging import judging_spans
+
+    def plain(run: JudgedRun) -> Any:
+        if returns == "unreadable":
+            raise Unreadable
+        if returns == "odd":
+            raise Odd("odd")
+        return {"key": "k", 3: "three"}
+
+    async def in_a_task(run: JudgedRun) -> None:
+        raise Odd("odd")
+
+    setup = make({"bad": in_a_task if returns == "odd_async" else plain})
+    for _ in range(3):
+        setup.judged()
+    records = setup.records()
+    assert len(records) == 3
+    assert all(r.error and r.comment and r.comment.startswith(comment) for r in records)
+    assert len(setup.finished("evaluate bad")) == 3  # every evaluator span ended
+    assert not judging_spans
+    stats = setup.evaluation.stats()
+    assert (stats.failed, stats.results) == (3, 3)
+
+
+def test_a_result_with_an_invalid_field_counts_as_failed(make: Callable[..., Setup]) -> None:
+    setup = make({"sets": lambda run: {"key": "k", "value": {"a", "b"}}})
+    setup.judged()
+    (record,) = setup.records()
+    assert record.error is True
+    assert record.comment is not None
+    assert record.comment.startswith("invalid result: value:")
+    stats = setup.evaluation.stats()
+    assert (stats.succeeded, stats.failed) == (0, 1)
+
+
+def test_results_with_no_feedback_processor_to_export_them_are_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider = TracerProvider()
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    evaluation = OnlineEvaluationProcessor([correctness], tracer_provider=provider)
+    provider.add_span_processor(evaluation)
+    try:
+        with provider.get_tracer("app").start_as_current_span("chat", attributes=LLM_ATTRIBUTES):
+            pass
+        assert evaluation.force_flush(10_000)
+    finally:
+        provider.shutdown()
+    assert "no FeedbackSpanProcessor: they are not exported as feedback" in caplog.text
+    # The result is still on its evaluator span, for the trace's own exporter.
+    (evaluator_span,) = [s for s in spans.get_finished_spans() if s.name.startswith("evaluate")]
+    assert [e.name for e in evaluator_span.events] == ["gen_ai.evaluation.result"]
+
+
+def test_a_hung_evaluator_never_costs_the_other_feedback_its_delivery() -> None:
+    release = threading.Event()
+
+    def hangs(run: JudgedRun) -> None:
+        release.wait(60)
+
+    provider = TracerProvider()
+    feedback = InMemoryFeedbackExporter()
+    exporting = FeedbackSpanProcessor(feedback, export_timeout_millis=3_000)
+    provider.add_span_processor(exporting)
+    provider.add_span_processor(
+        OnlineEvaluationProcessor(
+            [hangs], max_workers=1, evaluation_timeout_millis=500, tracer_provider=provider
+        )
+    )
+    try:
+        tracer = provider.get_tracer("app")
+        for _ in range(3):
+            with tracer.start_as_current_span("chat", attributes=LLM_ATTRIBUTES):
+                record_feedback("thumbs", score=1, feedback_source_type="app")
+        provider.shutdown()
+    finally:
+        release.set()
+    keys = sorted(r.key for r in feedback.get_finished_feedback())
+    assert keys == ["hangs", "thumbs", "thumbs", "thumbs"]  # one timed out, two given up
+    assert exporting.stats().dropped == {"InMemoryFeedbackExporter": {}}

@@ -11,6 +11,7 @@ score's judge is found beside the run it judged.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -20,8 +21,9 @@ from typing import IO, Any
 
 import click
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
@@ -44,6 +46,7 @@ from otel_feedback._cli._redact import scrub
 from otel_feedback._cli._rows import parse_json_line
 from otel_feedback._evaluation.evaluators import evaluators_of, load_evaluator
 from otel_feedback._evaluation.judged import JudgedRun
+from otel_feedback._evaluation.judging import is_judges_own, note_judge_span
 from otel_feedback._evaluation.online import DEFAULT_MAX_WORKERS, DEFAULT_TIMEOUT_MILLIS
 from otel_feedback._evaluation.otlp_json import InvalidSpanError, runs_of_otlp_json
 from otel_feedback._evaluation.runner import Runner
@@ -57,6 +60,25 @@ __all__ = ["evaluate"]
 
 # Runs read ahead of the evaluations: enough to keep every worker busy, little memory.
 _READ_AHEAD = 256
+
+
+class _Finite(click.FloatRange):
+    """A number in a range that is finite: nan and inf are no seconds and no rate."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class _JudgesOwn(SpanProcessor):
+    """Marks the spans a judge makes under its evaluator span, as online evaluation does."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:  # noqa: ARG002
+        note_judge_span(span)
 
 
 @dataclass
@@ -90,7 +112,7 @@ class _Summary:
 )
 @click.option(
     "--sample-rate",
-    type=click.FloatRange(0, 1),
+    type=_Finite(0, 1),
     help="The share of traces judged, by trace id as online evaluation decides "
     "[default: OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE, else 1].",
 )
@@ -103,14 +125,14 @@ class _Summary:
 )
 @click.option(
     "--evaluation-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True),
     default=DEFAULT_TIMEOUT_MILLIS / 1000,
     show_default=True,
     help="Seconds one evaluation may take; a slower one is recorded as an error.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True),
     help="Seconds delivery may take once the last evaluation ended "
     "[default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
 )
@@ -160,7 +182,7 @@ def evaluate(  # noqa: PLR0917 - click passes each option by keyword
         on_record=lambda recorded: summary.note(recorded, delivery),
     )
     problems: list[str] = []
-    spans = judged = 0
+    spans = judged = own = not_judged = 0
     total = sum(_size(file) or 0 for file in files) or None
     with Progress(
         TextColumn("evaluating"),
@@ -171,25 +193,61 @@ def evaluate(  # noqa: PLR0917 - click passes each option by keyword
         transient=True,
     ) as progress:
         task = progress.add_task("evaluate", total=total, spans=0)
+        # Evaluations end within their timeout, or hold their worker and are given up; an
+        # async evaluator that blocks its event loop stops every evaluation, which no
+        # timeout can end: the command gives up once no run was judged for this long.
+        stall_s = 2 * evaluation_timeout + 5
+        stalled = False
         for file in files:
             name = "stdin" if file.name == "<stdin>" else file.name
             for run in _runs(file, name, problems, lambda n: progress.advance(task, n)):
                 spans += 1
-                if trace_sampled(run.trace_id, rate):
+                if is_judges_own(run):
+                    own += 1  # an evaluator span, or a judge's own call: never judged
+                elif trace_sampled(run.trace_id, rate):
                     judged += 1
-                    runner.put(run, block=True)
+                    if stalled or not _put(runner, run, stall_s):
+                        stalled = True
+                        not_judged += 1
                 progress.update(task, spans=spans)
-        # Every evaluation ends within its timeout: waiting for them is bounded.
-        runner.shutdown(timeout_s=float("inf"))
+        stalled = not _drain(runner, stall_s) or stalled
+        runner.shutdown(timeout_s=0)
+    if stalled:
+        problems.append(
+            f"the evaluators judged nothing for {stall_s:g} s: {not_judged} span(s) read after "
+            "that were not judged (an async evaluator that blocks stops them all)"
+        )
     stats = runner.stats()
     deadline = Deadline(bound.seconds, origin=bound.origin, started=time.monotonic())
     outcome = _finish(delivery, provider, deadline)
+    if own:
+        out_console.print(f"{own} span(s) of evaluators and their judges left out", markup=False)
     _report(summary, spans, judged, stats.failed + stats.timed_out, problems, delivery, outcome)
     failed = stats.failed + stats.timed_out
     code = EXIT_REFUSED if problems or failed or outcome.failed else EXIT_OK
     if outcome.stuck:
         exit_now(code)
     ctx.exit(code)
+
+
+def _put(runner: Runner[JudgedRun], run: JudgedRun, stall_s: float) -> bool:
+    """Queue ``run``, waiting while the evaluators make progress; False once they make none."""
+    while True:
+        before = runner.finished()
+        if runner.put(run, wait_s=stall_s):
+            return True
+        if runner.finished() == before:
+            return False
+
+
+def _drain(runner: Runner[JudgedRun], stall_s: float) -> bool:
+    """Wait for every queued run while progress is made; False when it stopped."""
+    while True:
+        before = runner.finished()
+        if runner.flush(stall_s):
+            return True
+        if runner.finished() == before:
+            return False
 
 
 def _evaluators(references: tuple[str, ...]) -> Any:
@@ -220,6 +278,7 @@ def _provider(resource: Resource, delivery: Delivery) -> TracerProvider:
     from otel_feedback._configure import _span_exporter_from_environment  # noqa: PLC0415
 
     provider = TracerProvider(resource=resource)
+    provider.add_span_processor(_JudgesOwn())
     exporter = _span_exporter_from_environment()
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))

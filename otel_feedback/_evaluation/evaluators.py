@@ -71,7 +71,7 @@ def load_evaluator(reference: str, *, argument: str) -> tuple[str, EvaluatorFunc
         raise ValueError(f"{argument}: {reference!r} is not of the form package.module:function")
     try:
         found: Any = importlib.import_module(module_name)
-    except Exception as error:  # noqa: BLE001 - any import may raise anything
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - any import may raise anything
         raise ValueError(
             f"{argument}: cannot import {module_name!r} ({type(error).__name__}: {error})"
         ) from None

@@ -26,36 +26,76 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_feedback import _attributes as a
 from otel_feedback._errors import InvalidFeedbackError
+from otel_feedback._evaluation.judged import JudgedRun
 from otel_feedback._evaluation.results import BadResultError, Result, results_of
 from otel_feedback._export.delivery.forkgate import inside
 from otel_feedback._ids import evaluation_feedback_id, uuid_from_span_id
-from otel_feedback._log import logger
+from otel_feedback._log import logger, warn_once
 from otel_feedback._recording.carrier import deliver_remote, put_about, start_linked
+from otel_feedback._recording.handoff import sinks_of_span
 from otel_feedback._recording.record import recorded_about
 from otel_feedback._recording.recorded import RecordedFeedback
 from otel_feedback._recording.responses import run_of
+from otel_feedback._recording.roots import CARRIER_SCOPE
 from otel_feedback._recording.target import Remote
 
 if TYPE_CHECKING:
     from otel_feedback._evaluation.evaluators import Evaluator
-    from otel_feedback._evaluation.judged import JudgedRun
 
-__all__ = ["ATTR_EVALUATOR", "ATTR_EVALUATOR_NAME", "Judging", "judging_spans"]
+__all__ = [
+    "ATTR_EVALUATOR",
+    "ATTR_EVALUATOR_NAME",
+    "Judging",
+    "describe",
+    "is_judges_own",
+    "judging_spans",
+    "note_judge_span",
+]
 
 ATTR_EVALUATOR: Final = a.PREFIX + "evaluator"
-"""The evaluator's name, on its evaluator span."""
+"""The evaluator's name, on its evaluator span and on every span started under it."""
 ATTR_EVALUATOR_NAME: Final = "evaluator"
 """The key of the evaluator's name in each result's ``feedback_source.metadata``."""
 _MAX_REASON_CHARS = 2_000
 
-judging_spans: set[int] = set()
-"""Span ids of the evaluator spans running now and of every span started under them.
+judging_spans: dict[int, str] = {}
+"""The evaluator spans running now and every span started under them: span id -> evaluator.
 
 Online evaluation never judges these: a judge's own LLM call judged by the same judge would
-never end. Plain set operations, each one atomic.
+never end. Plain dict operations, each one atomic.
 """
 # A forked child runs none of its parent's evaluations.
 os.register_at_fork(after_in_child=judging_spans.clear)
+
+
+def note_judge_span(span: Any) -> None:
+    """Mark ``span``, starting, as a judge's own when its parent is: noted, and attributed.
+
+    Called for every span that starts (``on_start``): a dict test while no evaluation runs.
+    The attribute lets stored traces tell a judge's spans from the application's.
+    """
+    if judging_spans:
+        parent = span.parent
+        if parent is not None:
+            name = judging_spans.get(parent.span_id)
+            if name is not None:
+                judging_spans[span.context.span_id] = name
+                span.set_attribute(ATTR_EVALUATOR, name)
+
+
+def is_judges_own(run: JudgedRun) -> bool:
+    """Whether a stored span is an evaluator span, a carrier, or a judge's own call."""
+    return run.scope == CARRIER_SCOPE or ATTR_EVALUATOR in run.attributes
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` of an error whose ``__str__`` may itself raise."""
+    name = type(error).__name__
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - any object may raise anything
+        return f"{name} (its message could not be read)"
+    return f"{name}: {text}" if text else name
 
 
 class Judging:
@@ -73,6 +113,7 @@ class Judging:
         self.evaluator = evaluator
         self._on_record = on_record
         self.run = run
+        self._ended = False
         self._target = Remote(run.trace_id, run.span_id, True, local=local)
         self.span = start_linked(
             tracer,
@@ -81,27 +122,35 @@ class Judging:
             {a.ATTR_SPAN_KIND: a.SPAN_KIND_EVALUATOR, ATTR_EVALUATOR: evaluator.name},
         )
         self.span_id = self.span.get_span_context().span_id
-        judging_spans.add(self.span_id)
+        judging_spans[self.span_id] = evaluator.name
         self._judged_run = run_of(run.attributes, run.name)
 
-    def finish(self, returned: object) -> int:
-        """Record what the evaluator returned; the number of records made.
+    def finish(self, returned: object) -> tuple[int, bool]:
+        """Record what the evaluator returned: the records made, and whether all were results.
 
-        Returns -1 when what it returned is not a result: one error record says why.
+        What is not a result gives an error record saying why: the whole answer when it is no
+        result at all, else each invalid result under its key, the others kept.
         """
         # Reading results and validating records is pydantic work, which a fork must not cut
         # through (see forkgate); the span ends outside, its processors may take their time.
-        made, reason = -1, None
+        reason = None
         with inside():
             try:
                 results = results_of(returned, evaluator=self.evaluator.name)
             except BadResultError as error:
                 reason = f"returned an invalid result: {error}"
+            except Exception as error:  # noqa: BLE001 - what it returned may raise anything
+                reason = f"returned what cannot be read ({describe(error)})"
+            if reason is not None:
                 self._put_error(reason)
+                made, valid = 1, False
             else:
-                made = sum(self._record(result) for result in results)
-        self._end(reason)
-        return made
+                made = len(results)
+                # Every result is recorded, valid or not: no short cut.
+                outcomes = [self._record(result) for result in results]
+                valid = all(outcomes)
+        self._end(reason if reason is not None else None if valid else "an invalid result")
+        return made, valid
 
     def fail(self, reason: str) -> None:
         """The evaluation failed: one ``error=True`` record under the evaluator's name."""
@@ -109,17 +158,28 @@ class Judging:
             self._put_error(reason)
         self._end(reason)
 
+    def abandon(self) -> None:
+        """End the span if nothing else did (a bug of ours): nothing stays open or noted."""
+        if not self._ended:
+            self._end("the evaluation was abandoned")
+
     def _put_error(self, reason: str) -> None:
         name = self.evaluator.name
         self._put(name, {"error": True, "comment": _bounded(f"{name} {reason}")})
 
-    def _record(self, result: Result) -> int:
+    def _record(self, result: Result) -> bool:
+        """Record one result; False when it was invalid (an error record of its key instead)."""
         try:
             self._put(result.key, dict(result.fields))
         except InvalidFeedbackError as error:
-            # One bad result does not cost the others: it becomes an error record of its key.
-            self._put(result.key, {"error": True, "comment": _bounded(f"invalid result: {error}")})
-        return 1
+            reason = str(error)
+        except Exception as error:  # noqa: BLE001 - the result's values may raise anything
+            reason = describe(error)
+        else:
+            return True
+        # One bad result does not cost the others: it becomes an error record of its key.
+        self._put(result.key, {"error": True, "comment": _bounded(f"invalid result: {reason}")})
+        return False
 
     def _put(self, key: str, fields: dict[str, Any]) -> None:
         run = self.run
@@ -145,15 +205,25 @@ class Judging:
             self._on_record(recorded)
 
     def _end(self, error: str | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        judging_spans.pop(self.span_id, None)
         if error is not None:
             self.span.set_status(Status(StatusCode.ERROR, _bounded(error)))
         self.span.end()
-        judging_spans.discard(self.span_id)
 
 
 def _deliver(span: trace.Span, recorded: RecordedFeedback, target: Remote) -> None:
     timestamp = recorded._time_ns  # noqa: SLF001
     if span.is_recording():
+        if not sinks_of_span(span):
+            warn_once(
+                "evaluation without export",
+                "Evaluation results are recorded on evaluator spans of a TracerProvider with "
+                "no FeedbackSpanProcessor: they are not exported as feedback, only as the "
+                "spans' events (add a FeedbackSpanProcessor to that provider)",
+            )
         put_about(span, recorded, target, timestamp)
         return
     # Not recorded (its trace sampled out, or no SDK): straight to the processors.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from opentelemetry import trace
@@ -10,7 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otel_feedback._evaluation.evaluators import EvaluatorsLike, evaluators_of
 from otel_feedback._evaluation.judged import JudgedRun
-from otel_feedback._evaluation.judging import judging_spans
+from otel_feedback._evaluation.judging import judging_spans, note_judge_span
 from otel_feedback._evaluation.runner import Runner
 from otel_feedback._evaluation.stats import (
     BUSY,
@@ -115,18 +116,14 @@ class OnlineEvaluationProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:  # noqa: ARG002
         """Note spans started under an evaluator span: they are the judge's, never judged."""
-        if judging_spans:
-            parent = span.parent
-            if parent is not None and parent.span_id in judging_spans:
-                judging_spans.add(span.context.span_id)
+        note_judge_span(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue ``span`` for evaluation, unless sampled out, filtered or the queue is full."""
         context = span.context
         if context is None:
             return
-        if judging_spans and context.span_id in judging_spans:
-            judging_spans.discard(context.span_id)
+        if judging_spans and judging_spans.pop(context.span_id, None) is not None:
             return  # an evaluator span, or one of its judge's own
         scope = span.instrumentation_scope
         if scope is not None and scope.name == CARRIER_SCOPE:
@@ -193,8 +190,12 @@ def checked_rate(value: object, argument: str) -> float:
 
 
 def _positive(value: object, argument: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{argument}: must be a positive number, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value < math.inf  # an infinite timeout would make shutdown wait forever
+    ):
+        raise ValueError(f"{argument}: must be a positive, finite number, got {value!r}")
     return float(value)
 
 

@@ -86,11 +86,17 @@ def _each(items: Sequence[Any], *, where: str) -> list[Result]:
 def _one(result: Mapping[str, Any], *, where: str) -> Result:
     key = result.get("key")
     if not isinstance(key, str) or not key:
-        raise BadResultError(f"{where}.key: must be a non-empty string, got {key!r:.80}")
-    unknown = sorted(str(name) for name in result if name not in _FIELDS | _IGNORED)
-    if unknown:
         raise BadResultError(
-            f"{where}.{unknown[0]}: not a field of an evaluation result (key, score, value, "
+            f"{where}.key: must be a non-empty string, got {type(key).__name__}"
+            if not isinstance(key, str)
+            else f"{where}.key: must be a non-empty string, got ''"
+        )
+    unknown = [name for name in result if name not in _FIELDS | _IGNORED]
+    if unknown:
+        name = unknown[0]
+        shown = name[:80] if isinstance(name, str) else f"<a {type(name).__name__} key>"
+        raise BadResultError(
+            f"{where}.{shown}: not a field of an evaluation result (key, score, value, "
             "comment, correction, feedback_config, extra, evaluator_info)"
         )
     fields = {

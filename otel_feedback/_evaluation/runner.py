@@ -33,8 +33,8 @@ from opentelemetry import trace
 
 from otel_feedback._evaluation.evaluators import Evaluator
 from otel_feedback._evaluation.judged import JudgedRun
-from otel_feedback._evaluation.judging import Judging
-from otel_feedback._evaluation.stats import SHUT_DOWN, UNFINISHED, EvaluationStats, Tally
+from otel_feedback._evaluation.judging import Judging, describe
+from otel_feedback._evaluation.stats import HUNG, SHUT_DOWN, UNFINISHED, EvaluationStats, Tally
 from otel_feedback._log import logger
 from otel_feedback._recording.recorded import RecordedFeedback
 
@@ -138,19 +138,22 @@ class Runner(Generic[_Item]):
 
     # --- the application's side -------------------------------------------------------------
 
-    def put(self, item: _Item, *, block: bool = False) -> bool:
-        """Queue ``item``; False (not counted here) when the queue is full and not ``block``.
+    def put(self, item: _Item, *, wait_s: float = 0.0) -> bool:
+        """Queue ``item``; False (not counted here) when the queue stays full.
 
-        With ``block``, wait for room (offline evaluation reads no faster than it judges).
+        ``wait_s``: how long to wait for room (offline evaluation reads no faster than it
+        judges); 0, the default, never waits.
         """
         with self._lock:
             if self._closed:
                 self.tally.skip(SHUT_DOWN)
                 return True
+            deadline = time.monotonic() + wait_s
             while len(self._queue) >= self._max_queue_size:
-                if not block:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return False
-                self._changed.wait()
+                self._changed.wait(min(left, _LONGEST_WAIT_S))
             self._queue.append(item)
             self._accepted += 1
             wake, self._idle = self._idle, False
@@ -203,6 +206,11 @@ class Runner(Generic[_Item]):
         self.tally.flush_log()
         return done
 
+    def finished(self) -> int:
+        """The runs judged (or given up) so far: what progress is measured by."""
+        with self._lock:
+            return self._finished
+
     def stats(self) -> EvaluationStats:
         """The counts so far."""
         with self._lock:
@@ -229,19 +237,27 @@ class Runner(Generic[_Item]):
             loop.run_until_complete(self._main())
         except BaseException:  # noqa: BLE001 - the background never raises into anything
             logger.exception("The evaluation runner stopped")
-        finally:
+        try:
+            # Evaluations that ignored their cancellation may still be pending: this daemon
+            # thread runs them to their end (or the process's), then closes the loop.
+            pending = asyncio.all_tasks(loop)
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending))
             loop.close()
+        except BaseException:  # noqa: BLE001 - the background never raises into anything
+            logger.debug("The evaluation runner's loop did not close", exc_info=True)
 
     async def _main(self) -> None:
         assert self._wake is not None
-        slots = asyncio.Semaphore(self._max_workers)
+        slots = _Slots(self._max_workers)
         tasks: set[asyncio.Task[None]] = set()
         while True:
             item = self._next()
             if item is _DONE:
                 if self._closed:
                     # Evaluations still running end within their timeout.
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                    if tasks:
+                        await asyncio.wait(tasks, timeout=self._timeout_s)
                     return
                 await self._wake.wait()
                 self._wake.clear()
@@ -249,12 +265,19 @@ class Runner(Generic[_Item]):
             try:
                 run = self._to_run(item)
             except Exception as error:  # noqa: BLE001 - a run that cannot be read is skipped
-                logger.warning("A span could not be read for evaluation: %r", error)
+                logger.warning("A span could not be read for evaluation: %s", describe(error))
                 self._end_run(failed=len(self._evaluators))
                 continue
             remaining = [len(self._evaluators)]
-            for evaluator in self._evaluators:
-                await slots.acquire()
+            for index, evaluator in enumerate(self._evaluators):
+                if not await slots.take():
+                    # Every slot is held by an evaluation past its timeout that still runs:
+                    # nothing can start; the run is skipped rather than waited for.
+                    self.tally.skip(HUNG)
+                    remaining[0] -= len(self._evaluators) - index
+                    if remaining[0] == 0:
+                        self._end_run()
+                    break
                 task = asyncio.ensure_future(self._evaluate(evaluator, run, slots, remaining))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
@@ -276,60 +299,58 @@ class Runner(Generic[_Item]):
             self._changed.notify_all()
 
     async def _evaluate(
-        self, evaluator: Evaluator, run: JudgedRun, slots: asyncio.Semaphore, remaining: list[int]
+        self, evaluator: Evaluator, run: JudgedRun, slots: _Slots, remaining: list[int]
     ) -> None:
         with self._lock:
             self._running += 1
-        release_slot = True
+        judging: Judging | None = None
+        outcome, made, held = "failed", 0, False
         try:
             judging = Judging(
                 evaluator, run, self._tracer(), local=self._local, on_record=self._on_record
             )
             try:
                 returned = await self._call(judging, slots)
-            except (asyncio.TimeoutError, _ThreadStillBusy) as timeout:
-                # A plain evaluator's thread still runs it: its slot is freed when it returns.
-                release_slot = not isinstance(timeout, _ThreadStillBusy)
-                self.tally.add("timed_out")
+            except _TimedOut:
+                held, outcome, made = True, "timed_out", 1
                 judging.fail(f"timed out after {self._timeout_s:g} s")
-                self.tally.add("results")
             except Exception as error:  # noqa: BLE001 - an evaluator's error is its outcome
                 raised = error.raised if isinstance(error, _Raised) else error
-                self.tally.add("failed")
-                judging.fail(f"raised {type(raised).__name__}: {raised}")
-                self.tally.add("results")
+                made = 1
+                judging.fail(f"raised {describe(raised)}")
             else:
-                made = judging.finish(returned)
-                self.tally.add("failed" if made < 0 else "succeeded")
-                self.tally.add("results", max(made, 1) if made < 0 else made)
+                made, valid = judging.finish(returned)
+                outcome = "succeeded" if valid else "failed"
         except Exception:  # noqa: BLE001 - the background never raises into anything
             logger.exception("Evaluating a run with %r failed", evaluator.name)
-            self.tally.add("failed")
         finally:
-            if release_slot:
-                slots.release()
+            if judging is not None:
+                judging.abandon()
+            self.tally.add(outcome)
+            if made:
+                self.tally.add("results", made)
+            if not held:
+                slots.give()
             with self._lock:
                 self._running -= 1
             remaining[0] -= 1
             if remaining[0] == 0:
                 self._end_run()
 
-    async def _call(self, judging: Judging, slots: asyncio.Semaphore) -> Any:
+    async def _call(self, judging: Judging, slots: _Slots) -> Any:
         """What the evaluator returned.
 
         Raises:
-            asyncio.TimeoutError: it took longer than the timeout.
-            _ThreadStillBusy: a plain evaluator took longer than the timeout and still runs;
-                its slot is released when it returns.
+            _TimedOut: it took longer than the timeout; its slot stays taken until it ends
+                (a thread cannot be stopped; a coroutine may ignore its cancellation).
         """
         evaluator, run = judging.evaluator, judging.run
         current = trace.set_span_in_context(judging.span)
-        deadline = asyncio.get_running_loop().time() + self._timeout_s
-        if evaluator.is_async:
-            return await asyncio.wait_for(
-                _in_context(current, evaluator.function, run), self._timeout_s
-            )
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        if evaluator.is_async:
+            coroutine = _in_context(current, evaluator.function, run)
+            return await _within(asyncio.ensure_future(coroutine), self._timeout_s, slots)
         answer: asyncio.Future[Any] = loop.create_future()
 
         def done(ok: bool, value: Any) -> None:
@@ -338,28 +359,79 @@ class Runner(Generic[_Item]):
         # The evaluator runs with its span current, in a copy of no one's context.
         context = contextvars.Context()
         self._pool.run(lambda: context.run(_with_span, current, evaluator.function, run), done)
-        try:
-            returned = await asyncio.wait_for(asyncio.shield(answer), self._timeout_s)
-        except asyncio.TimeoutError:
-            # Its thread is still taken: so is its slot, until the function returns.
-            answer.add_done_callback(lambda _: slots.release())
-            raise _ThreadStillBusy from None
+        returned = await _within(answer, self._timeout_s, slots)
         if inspect.isawaitable(returned):  # a plain function that returned a coroutine
-            left = max(0.0, deadline - loop.time())
-            returned = await asyncio.wait_for(_in_context(current, lambda _: returned, run), left)
+            awaited = asyncio.ensure_future(_in_context(current, lambda _: returned, run))
+            returned = await _within(awaited, max(0.0, deadline - loop.time()), slots)
         return returned
 
 
+class _Slots:
+    """Evaluations at once; used on the runner's event loop only.
+
+    An evaluation past its timeout that still runs (a thread cannot be stopped; a coroutine
+    may ignore its cancellation) keeps its slot until it ends: it is "stuck". When every slot
+    is stuck, :meth:`take` says so at once rather than wait for what may never come.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self.stuck = 0
+        self._changed = asyncio.Event()
+
+    async def take(self) -> bool:
+        """Take a slot when one is free; False when every slot is stuck."""
+        while self.free == 0:
+            if self.stuck >= self.size:
+                return False
+            self._changed.clear()
+            await self._changed.wait()
+        self.free -= 1
+        return True
+
+    def give(self) -> None:
+        self.free += 1
+        self._changed.set()
+
+    def hold_until(self, running: asyncio.Future[Any]) -> None:
+        """The evaluation timed out but ``running`` goes on: its slot is given when it ends."""
+        self.stuck += 1
+        self._changed.set()
+
+        def ended(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled():
+                future.exception()  # read, so that asyncio does not log it as never read
+            self.stuck -= 1
+            self.give()
+
+        running.add_done_callback(ended)
+
+
+async def _within(running: asyncio.Future[Any], timeout_s: float, slots: _Slots) -> Any:
+    """The result of ``running`` if it ends within ``timeout_s``; else it is left to end."""
+    if timeout_s > 0:
+        await asyncio.wait({running}, timeout=timeout_s)
+    if not running.done():
+        if isinstance(running, asyncio.Task):
+            running.cancel()  # a coroutine ends at its next await, unless it ignores this
+        # (A thread's answer is left to come: cancelling it would free the slot while the
+        # thread still runs.)
+        slots.hold_until(running)
+        raise _TimedOut
+    return running.result()
+
+
 class _Raised(Exception):  # noqa: N818 - carries what an async evaluator raised
-    """An ``async`` evaluator raised SystemExit or KeyboardInterrupt (kept in ``raised``)."""
+    """An evaluator raised what is not an ``Exception`` (kept in ``raised``)."""
 
     def __init__(self, raised: BaseException) -> None:
         super().__init__(repr(raised))
         self.raised = raised
 
 
-class _ThreadStillBusy(Exception):  # noqa: N818 - a timeout, named for what it leaves behind
-    """A plain evaluator timed out and its thread still runs it."""
+class _TimedOut(Exception):  # noqa: N818 - named as what happened
+    """An evaluation took longer than its timeout."""
 
 
 def _settle(answer: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -388,7 +460,11 @@ async def _in_context(
     token = otel_context.attach(current)
     try:
         return await function(run)
-    except (KeyboardInterrupt, SystemExit) as error:
+    except (asyncio.CancelledError, GeneratorExit):
+        raise  # cancelled, or closed at the interpreter's exit: not the evaluator's error
+    except Exception:
+        raise
+    except BaseException as error:
         # Raised in a task, these would stop the runner's event loop: the evaluator's error.
         raise _Raised(error) from error
     finally:

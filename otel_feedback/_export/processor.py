@@ -25,7 +25,7 @@ from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register
 from otel_feedback._recording.responses import note_response
 from otel_feedback._recording.roots import note_root
 from otel_feedback._sdk import processors_of_provider
-from otel_feedback._upstream import flush_upstream
+from otel_feedback._upstream import UPSTREAM_SHARE, flush_upstream
 
 __all__ = ["FeedbackSpanProcessor"]
 
@@ -181,7 +181,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         )
         start = time.monotonic()
         # Evaluations under way record their results first (as they end, on their threads).
-        upstream = flush_upstream(timeout_s)
+        upstream = flush_upstream(timeout_s * UPSTREAM_SHARE)
         left_s = max(0.0, timeout_s - (time.monotonic() - start))
         done = self._engine.flush(left_s, wait_for_down=self._exit_deadline is None)
         left_ms = int(max(0.0, timeout_s - (time.monotonic() - start)) * 1000)
@@ -198,7 +198,9 @@ class FeedbackSpanProcessor(SpanProcessor):
             return
         timeout_s = self._within_exit(self._timeout_s)
         start = time.monotonic()
-        flush_upstream(timeout_s)  # evaluations under way record their results first
+        # Evaluations under way record their results first, within a share of the time: an
+        # evaluator that hangs must not cost the feedback already queued its delivery.
+        flush_upstream(timeout_s * UPSTREAM_SHARE)
         self._is_shutdown = True
         unregister(self)
         self._exit_hook.release()
@@ -219,7 +221,7 @@ class FeedbackSpanProcessor(SpanProcessor):
         # last-in first-out, so this hook runs before the provider's own.)
         # Evaluations under way first: their evaluator spans end, and the span processors
         # flushed next (added before this one) export them.
-        flush_upstream(self._within_exit(self._timeout_s))
+        flush_upstream(self._within_exit(self._timeout_s) * UPSTREAM_SHARE)
         provider = trace.get_tracer_provider()
         if isinstance(provider, TracerProvider) and self in (
             processors_of_provider(provider) or ()
