@@ -1,16 +1,12 @@
 """The evaluation runner: a bounded queue of runs, a bounded number of evaluations at once.
 
 One daemon thread runs an asyncio loop that takes runs from the queue and starts one
-evaluation per evaluator, at most ``max_workers`` at once: ``async`` evaluators run on the
-loop, plain ones on a pool of ``max_workers`` daemon threads. Each evaluation is given
-``timeout_s``; one that takes longer is recorded as timed out at once. An ``async`` one is
-cancelled; a plain function cannot be stopped, so its thread stays taken, and its slot too,
-until it returns: evaluators that hang leave fewer slots, runs wait in the queue, and what the
-queue cannot hold is counted as skipped. Nothing grows without bound.
+evaluation per evaluator, at most ``max_workers`` at once (how each is called, and given up
+past its timeout: :mod:`otel_feedback._evaluation.calling`). An evaluation past its timeout
+that still runs keeps its worker; with every worker so held, runs are skipped rather than
+waited for, and what the queue cannot hold is counted as skipped. Nothing grows without bound.
 
-The threads are daemons and start on first use: a hung evaluator never holds up the
-process's exit (``concurrent.futures`` pools are joined at exit), and a forked child starts
-afresh with its own.
+The threads start on first use, and a forked child starts afresh with its own.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ import contextlib
 import contextvars
 import inspect
 import os
-import queue
 import threading
 import time
 import weakref
@@ -28,9 +23,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from otel_feedback._evaluation.calling import (
+    Pool,
+    Raised,
+    Slots,
+    TimedOut,
+    in_context,
+    settle,
+    with_span,
+    within,
+)
 from otel_feedback._evaluation.evaluators import Evaluator
 from otel_feedback._evaluation.judged import JudgedRun
 from otel_feedback._evaluation.judging import Judging, describe
@@ -44,43 +48,6 @@ _Item = TypeVar("_Item")
 _DONE = object()
 # One wait at a time at most this long: a longer timeout overflows the lock's.
 _LONGEST_WAIT_S = 3600.0
-
-
-class _Pool:
-    """``size`` daemon threads running plain evaluators (see the module's docstring)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-
-    def run(self, function: Callable[[], Any], done: Callable[[bool, Any], None]) -> None:
-        if len(self._threads) < self._size:
-            thread = threading.Thread(
-                target=self._serve, name="otel_feedback.evaluator", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
-        self._work.put((function, done))
-
-    def _serve(self) -> None:
-        while True:
-            job = self._work.get()
-            if job is _DONE:
-                return
-            function, done = job
-            try:
-                outcome: tuple[bool, Any] = (True, function())
-            except Exception as error:  # noqa: BLE001 - an evaluator's error is its outcome
-                outcome = (False, error)
-            except BaseException as error:  # noqa: BLE001 - so is SystemExit, KeyboardInterrupt
-                # Set on the runner's future as they are, they would stop its event loop.
-                outcome = (False, _Raised(error))
-            done(*outcome)
-
-    def stop(self) -> None:
-        for _ in self._threads:
-            self._work.put(_DONE)
 
 
 class Runner(Generic[_Item]):
@@ -132,7 +99,7 @@ class Runner(Generic[_Item]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
-        self._pool = _Pool(self._max_workers)
+        self._pool = Pool(self._max_workers)
         if hasattr(self, "tally"):
             self.tally.after_fork()
 
@@ -249,7 +216,7 @@ class Runner(Generic[_Item]):
 
     async def _main(self) -> None:
         assert self._wake is not None
-        slots = _Slots(self._max_workers)
+        slots = Slots(self._max_workers)
         tasks: set[asyncio.Task[None]] = set()
         while True:
             item = self._next()
@@ -299,7 +266,7 @@ class Runner(Generic[_Item]):
             self._changed.notify_all()
 
     async def _evaluate(
-        self, evaluator: Evaluator, run: JudgedRun, slots: _Slots, remaining: list[int]
+        self, evaluator: Evaluator, run: JudgedRun, slots: Slots, remaining: list[int]
     ) -> None:
         with self._lock:
             self._running += 1
@@ -311,11 +278,11 @@ class Runner(Generic[_Item]):
             )
             try:
                 returned = await self._call(judging, slots)
-            except _TimedOut:
+            except TimedOut:
                 held, outcome, made = True, "timed_out", 1
                 judging.fail(f"timed out after {self._timeout_s:g} s")
             except Exception as error:  # noqa: BLE001 - an evaluator's error is its outcome
-                raised = error.raised if isinstance(error, _Raised) else error
+                raised = error.raised if isinstance(error, Raised) else error
                 made = 1
                 judging.fail(f"raised {describe(raised)}")
             else:
@@ -337,11 +304,11 @@ class Runner(Generic[_Item]):
             if remaining[0] == 0:
                 self._end_run()
 
-    async def _call(self, judging: Judging, slots: _Slots) -> Any:
+    async def _call(self, judging: Judging, slots: Slots) -> Any:
         """What the evaluator returned.
 
         Raises:
-            _TimedOut: it took longer than the timeout; its slot stays taken until it ends
+            TimedOut: it took longer than the timeout; its slot stays taken until it ends
                 (a thread cannot be stopped; a coroutine may ignore its cancellation).
         """
         evaluator, run = judging.evaluator, judging.run
@@ -349,123 +316,18 @@ class Runner(Generic[_Item]):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_s
         if evaluator.is_async:
-            coroutine = _in_context(current, evaluator.function, run)
-            return await _within(asyncio.ensure_future(coroutine), self._timeout_s, slots)
+            coroutine = in_context(current, evaluator.function, run)
+            return await within(asyncio.ensure_future(coroutine), self._timeout_s, slots)
         answer: asyncio.Future[Any] = loop.create_future()
 
         def done(ok: bool, value: Any) -> None:
-            loop.call_soon_threadsafe(_settle, answer, ok, value)
+            loop.call_soon_threadsafe(settle, answer, ok, value)
 
         # The evaluator runs with its span current, in a copy of no one's context.
         context = contextvars.Context()
-        self._pool.run(lambda: context.run(_with_span, current, evaluator.function, run), done)
-        returned = await _within(answer, self._timeout_s, slots)
+        self._pool.run(lambda: context.run(with_span, current, evaluator.function, run), done)
+        returned = await within(answer, self._timeout_s, slots)
         if inspect.isawaitable(returned):  # a plain function that returned a coroutine
-            awaited = asyncio.ensure_future(_in_context(current, lambda _: returned, run))
-            returned = await _within(awaited, max(0.0, deadline - loop.time()), slots)
+            awaited = asyncio.ensure_future(in_context(current, lambda _: returned, run))
+            returned = await within(awaited, max(0.0, deadline - loop.time()), slots)
         return returned
-
-
-class _Slots:
-    """Evaluations at once; used on the runner's event loop only.
-
-    An evaluation past its timeout that still runs (a thread cannot be stopped; a coroutine
-    may ignore its cancellation) keeps its slot until it ends: it is "stuck". When every slot
-    is stuck, :meth:`take` says so at once rather than wait for what may never come.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.free = size
-        self.stuck = 0
-        self._changed = asyncio.Event()
-
-    async def take(self) -> bool:
-        """Take a slot when one is free; False when every slot is stuck."""
-        while self.free == 0:
-            if self.stuck >= self.size:
-                return False
-            self._changed.clear()
-            await self._changed.wait()
-        self.free -= 1
-        return True
-
-    def give(self) -> None:
-        self.free += 1
-        self._changed.set()
-
-    def hold_until(self, running: asyncio.Future[Any]) -> None:
-        """The evaluation timed out but ``running`` goes on: its slot is given when it ends."""
-        self.stuck += 1
-        self._changed.set()
-
-        def ended(future: asyncio.Future[Any]) -> None:
-            if not future.cancelled():
-                future.exception()  # read, so that asyncio does not log it as never read
-            self.stuck -= 1
-            self.give()
-
-        running.add_done_callback(ended)
-
-
-async def _within(running: asyncio.Future[Any], timeout_s: float, slots: _Slots) -> Any:
-    """The result of ``running`` if it ends within ``timeout_s``; else it is left to end."""
-    if timeout_s > 0:
-        await asyncio.wait({running}, timeout=timeout_s)
-    if not running.done():
-        if isinstance(running, asyncio.Task):
-            running.cancel()  # a coroutine ends at its next await, unless it ignores this
-        # (A thread's answer is left to come: cancelling it would free the slot while the
-        # thread still runs.)
-        slots.hold_until(running)
-        raise _TimedOut
-    return running.result()
-
-
-class _Raised(Exception):  # noqa: N818 - carries what an async evaluator raised
-    """An evaluator raised what is not an ``Exception`` (kept in ``raised``)."""
-
-    def __init__(self, raised: BaseException) -> None:
-        super().__init__(repr(raised))
-        self.raised = raised
-
-
-class _TimedOut(Exception):  # noqa: N818 - named as what happened
-    """An evaluation took longer than its timeout."""
-
-
-def _settle(answer: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if answer.done():
-        return
-    if ok:
-        answer.set_result(value)
-    else:
-        answer.set_exception(value)
-
-
-def _with_span(
-    current: otel_context.Context, function: Callable[[JudgedRun], Any], run: JudgedRun
-) -> Any:
-    token = otel_context.attach(current)
-    try:
-        return function(run)
-    finally:
-        otel_context.detach(token)
-
-
-async def _in_context(
-    current: otel_context.Context, function: Callable[[JudgedRun], Any], run: JudgedRun
-) -> Any:
-    # A task of its own (wait_for makes one): attaching here touches only its context.
-    token = otel_context.attach(current)
-    try:
-        return await function(run)
-    except (asyncio.CancelledError, GeneratorExit):
-        raise  # cancelled, or closed at the interpreter's exit: not the evaluator's error
-    except Exception:
-        raise
-    except BaseException as error:
-        # Raised in a task, these would stop the runner's event loop: the evaluator's error.
-        raise _Raised(error) from error
-    finally:
-        otel_context.detach(token)
