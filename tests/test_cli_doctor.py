@@ -208,3 +208,25 @@ def test_record_to_a_vendor_without_its_key_sends_nothing_and_says_why() -> None
     doctor = run("doctor", OTEL_PYTHON_FEEDBACK_EXPORTER="langsmith")
     assert doctor.returncode == 1  # the doctor agrees with the command it points to
     assert "LANGSMITH_API_KEY is unset" in doctor.stdout
+
+
+def test_doctor_shows_the_online_evaluators_and_whether_each_loads(tmp_path: Any) -> None:
+    (tmp_path / "judges.py").write_text("def helpful(run):\n    return True\n")
+    done = run(
+        "doctor",
+        OTEL_PYTHON_FEEDBACK_EXPORTER="console",
+        OTEL_PYTHON_FEEDBACK_EVALUATORS="judges:helpful,judges:missing,nomodule:judge",
+        OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE="0.25",
+        PYTHONPATH=str(tmp_path),
+    )
+    assert done.returncode == 1, done.stdout
+    assert (
+        "online evaluators judges:helpful, judges:missing, nomodule:judge (sample rate 0.25)"
+        in " ".join(done.stdout.split())
+    )
+    assert checks(done.stdout)[-3:] == [
+        "ok   evaluator judges:helpful: loads",
+        "FAIL OTEL_PYTHON_FEEDBACK_EVALUATORS: 'judges' has no 'missing'",
+        "FAIL OTEL_PYTHON_FEEDBACK_EVALUATORS: cannot import 'nomodule' "
+        "(ModuleNotFoundError: No module named 'nomodule')",
+    ]

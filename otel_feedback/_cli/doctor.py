@@ -22,6 +22,7 @@ from otel_feedback._cli._probes import (
 )
 from otel_feedback._cli._redact import safe_url, scrub
 from otel_feedback._cli._vendor_probes import probe_langfuse, probe_langsmith, probe_mlflow
+from otel_feedback._evaluation.evaluators import load_evaluator
 from otel_feedback._options import processor_options
 
 __all__ = ["doctor"]
@@ -105,6 +106,12 @@ def _settings(names: tuple[str, ...], spool: str | None) -> Table:
         f"delay {options.schedule_delay_millis:g} ms, timeout {options.export_timeout_millis:g} ms",
     )
     setting("follow trace sampling", "yes" if env.follow_trace_sampling() else "no")
+    references = env.evaluator_references()
+    if references:
+        setting(
+            "online evaluators",
+            f"{', '.join(references)} (sample rate {env.evaluation_sample_rate():g})",
+        )
     for name in env.SECRET_VARIABLES:
         settings.add_row(name, "set" if env.secret_is_set(name) else "unset")
     return settings
@@ -147,6 +154,22 @@ def _findings(names: tuple[str, ...], spool: str | None, deadline: Deadline) -> 
         findings.append(Finding(True, "console: records are printed on stdout"))
     if spool:
         findings.append(probe_writable(spool, "the spool"))
+    findings.extend(_evaluator_findings())
+    return findings
+
+
+def _evaluator_findings() -> list[Finding]:
+    """Whether each evaluator OTEL_PYTHON_FEEDBACK_EVALUATORS names can be loaded."""
+    findings = []
+    for reference in env.evaluator_references():
+        try:
+            load_evaluator(reference, argument=env.OTEL_PYTHON_FEEDBACK_EVALUATORS)
+        except ValueError as error:
+            findings.append(
+                Finding(False, str(error), "fix the reference, or the module's import path")
+            )
+        else:
+            findings.append(Finding(True, f"evaluator {reference}: loads"))
     return findings
 
 
