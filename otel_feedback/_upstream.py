@@ -13,7 +13,7 @@ import time
 import weakref
 from typing import Protocol
 
-__all__ = ["UPSTREAM_SHARE", "Upstream", "flush_upstream", "register_upstream"]
+__all__ = ["UPSTREAM_SHARE", "Upstream", "close_upstream", "flush_upstream", "register_upstream"]
 
 UPSTREAM_SHARE = 0.5
 """The share of a flush's or shutdown's time given to evaluations under way; the rest is the
@@ -25,6 +25,10 @@ class Upstream(Protocol):
 
     def _flush_upstream(self, timeout_s: float) -> bool:
         """Finish what is under way within ``timeout_s``; False if time ran out."""
+        ...  # pragma: no cover - a protocol
+
+    def _close_upstream(self) -> None:
+        """Stop at once: what is not done is counted, never waited for."""
         ...  # pragma: no cover - a protocol
 
 
@@ -47,3 +51,11 @@ def flush_upstream(timeout_s: float) -> bool:
     for producer in producers:
         done = producer._flush_upstream(max(0.0, deadline - time.monotonic())) and done  # noqa: SLF001
     return done
+
+
+def close_upstream() -> None:
+    """Stop every producer: the exporting is ending (a FeedbackSpanProcessor shut down)."""
+    with _lock:
+        producers = list(_producers)
+    for producer in producers:
+        producer._close_upstream()  # noqa: SLF001

@@ -531,8 +531,15 @@ def test_evaluators_that_never_end_do_not_hang_the_command(
     errors = [r for r in records_in(out) if r.error]
     assert len(errors) == timed_out
     assert all(r.comment == f"{evaluator} timed out after 0.5 s" for r in errors)
-    if evaluator == "blocks_its_loop":
-        assert "the evaluators judged nothing for 6 s" in done.stderr
+    assert "the evaluators judged nothing for 6 s, and judging stopped" in done.stderr
+    # Every span read is judged, or named as not judged with its reason.
+    not_judged = sum(
+        int(n) for n in re.findall(r"^(\d+) span\(s\) not judged: ", done.stderr, re.M)
+    )
+    judged = int(re.search(r"judged (\d+) of 24 span\(s\)", done.stdout)[1])  # type: ignore[index]
+    assert judged + not_judged == 24
+    # Two workers: two evaluations started (a loop blocked in its first may have started one).
+    assert judged == 2 if evaluator != "blocks_its_loop" else judged in {1, 2}
 
 
 @pytest.mark.parametrize("option", ["--sample-rate", "--evaluation-timeout", "--timeout"])

@@ -335,21 +335,18 @@ def test_a_hung_evaluator_keeps_its_slot_and_the_queue_bounds_the_rest(
         assert 2 <= stats.queued <= 4
         assert stats.skipped == {"queue full (evaluators busy)": 10 - stats.queued}
         # The first times out, but its thread (and so its slot) stays taken while it hangs:
-        # with every slot held so, the spans waiting are skipped, not waited for.
-        assert setup.evaluation.force_flush(10_000)
+        # the others wait (a flush runs out of time), and nothing else grows.
+        assert not setup.evaluation.force_flush(1_000)
         stats = setup.evaluation.stats()
         assert (stats.timed_out, stats.succeeded, stats.running) == (1, 0, 0)
-        hung = "every worker held by an evaluation past its timeout"
-        assert stats.skipped[hung] == stats.queued - 1
         assert calls == ["chat"]
     finally:
         release.set()
-    (record,) = setup.records()
-    assert (record.key, record.error) == ("hangs", True)
-    # Once the hung thread returned, its slot is free again.
-    setup.judged()
+    # Once the hung thread returned, its slot is free again: the others are judged.
     assert setup.evaluation.force_flush(10_000)
-    assert setup.evaluation.stats().succeeded == 1
+    stats = setup.evaluation.stats()
+    assert (stats.timed_out, stats.succeeded) == (1, stats.queued - 1)
+    assert [(r.key, r.error) for r in setup.records()] == [("hangs", True)]
 
 
 # --- choosing what is judged ---------------------------------------------------------------
@@ -505,7 +502,7 @@ def test_results_on_a_trace_that_is_not_sampled_still_arrive(make: Callable[...,
         ({"evaluators": [correctness], "max_queue_size": 0}, "max_queue_size: must be a positive"),
         (
             {"evaluators": [correctness], "evaluation_timeout_millis": 0},
-            "evaluation_timeout_millis: must be a positive, finite number",
+            "evaluation_timeout_millis: must be a positive number of at most",
         ),
         ({"evaluators": [correctness], "span_filter": 3}, "span_filter: must be callable"),
     ],
@@ -563,15 +560,16 @@ def test_an_async_evaluator_that_ignores_its_cancellation_is_timed_out_at_once(
     setup = make([stubborn], max_workers=1, evaluation_timeout_millis=100)
     setup.judged()
     setup.judged()
-    assert setup.evaluation.force_flush(10_000)
-    stats = setup.evaluation.stats()
     # Recorded as timed out at its timeout; its slot stays taken while it runs on, so the
-    # second span cannot start and is given up rather than waited for.
+    # second span waits; at shutdown it is given up, counted.
+    assert not setup.evaluation.force_flush(1_000)
+    stats = setup.evaluation.stats()
     assert (stats.timed_out, stats.running) == (1, 0)
-    assert stats.skipped == {"every worker held by an evaluation past its timeout": 1}
-    (record,) = setup.records()
-    assert record.comment == "stubborn timed out after 0.1 s"
     setup.provider.shutdown()
+    stats = setup.evaluation.stats()
+    assert stats.skipped == {"not evaluated before the shutdown deadline": 1}
+    (record,) = setup.feedback.get_finished_feedback()
+    assert record.comment == "stubborn timed out after 0.1 s"
     finish.set()  # it ends at last, on the runner's thread
 
 
@@ -620,8 +618,9 @@ def test_what_breaks_the_reading_of_an_error_still_ends_its_span(
     records = setup.records()
     assert len(records) == 3
     assert all(r.error and r.comment and r.comment.startswith(comment) for r in records)
-    assert len(setup.finished("evaluate bad")) == 3  # every evaluator span ended
-    assert not judging_spans
+    ended = {s.context.span_id for s in setup.finished("evaluate bad") if s.context}
+    assert len(ended) == 3  # every evaluator span ended, and is forgotten
+    assert not ended & judging_spans.keys()
     stats = setup.evaluation.stats()
     assert (stats.failed, stats.results) == (3, 3)
 
@@ -651,7 +650,10 @@ def test_results_with_no_feedback_processor_to_export_them_are_said(
         assert evaluation.force_flush(10_000)
     finally:
         provider.shutdown()
-    assert "no FeedbackSpanProcessor: they are not exported as feedback" in caplog.text
+    assert (
+        "Dropped 1 evaluation result(s) for evaluation: no FeedbackSpanProcessor (or none not "
+        "shut down) on the evaluator span's provider" in caplog.text
+    )
     # The result is still on its evaluator span, for the trace's own exporter.
     (evaluator_span,) = [s for s in spans.get_finished_spans() if s.name.startswith("evaluate")]
     assert [e.name for e in evaluator_span.events] == ["gen_ai.evaluation.result"]
@@ -667,11 +669,10 @@ def test_a_hung_evaluator_never_costs_the_other_feedback_its_delivery() -> None:
     feedback = InMemoryFeedbackExporter()
     exporting = FeedbackSpanProcessor(feedback, export_timeout_millis=3_000)
     provider.add_span_processor(exporting)
-    provider.add_span_processor(
-        OnlineEvaluationProcessor(
-            [hangs], max_workers=1, evaluation_timeout_millis=500, tracer_provider=provider
-        )
+    evaluation = OnlineEvaluationProcessor(
+        [hangs], max_workers=1, evaluation_timeout_millis=500, tracer_provider=provider
     )
+    provider.add_span_processor(evaluation)
     try:
         tracer = provider.get_tracer("app")
         for _ in range(3):
@@ -682,4 +683,73 @@ def test_a_hung_evaluator_never_costs_the_other_feedback_its_delivery() -> None:
         release.set()
     keys = sorted(r.key for r in feedback.get_finished_feedback())
     assert keys == ["hangs", "thumbs", "thumbs", "thumbs"]  # one timed out, two given up
+    assert evaluation.stats().skipped == {"not evaluated before the shutdown deadline": 2}
     assert exporting.stats().dropped == {"InMemoryFeedbackExporter": {}}
+
+
+def test_a_judge_past_its_timeout_still_has_its_own_calls_left_unjudged(
+    make: Callable[..., Setup],
+) -> None:
+    judged: list[str] = []
+    done = threading.Event()
+
+    def slow_judge(run: JudgedRun) -> dict[str, Any]:
+        judged.append(run.name)
+        assert called.wait(10)  # the timeout has passed: its model call comes late
+        with setup.tracer.start_as_current_span("chat", attributes=LLM_ATTRIBUTES):
+            pass  # the judge's own LLM call, in the span's own convention
+        done.set()
+        return {"key": "late", "score": 1}
+
+    called = threading.Event()
+    setup = make([slow_judge], evaluation_timeout_millis=100)
+    setup.judged()
+    assert setup.evaluation.force_flush(10_000)  # timed out; its thread runs on
+    assert setup.evaluation.stats().timed_out == 1
+    called.set()
+    assert done.wait(10)
+    assert setup.evaluation.force_flush(10_000)
+    assert judged == ["chat"]  # the judge's late call was not judged in turn
+    assert setup.evaluation.stats().queued == 1
+
+
+def test_two_evaluation_processors_never_judge_each_others_judges(
+    make: Callable[..., Setup],
+) -> None:
+    def judge(run: JudgedRun) -> dict[str, Any]:
+        with setup.tracer.start_as_current_span("chat", attributes=LLM_ATTRIBUTES):
+            pass  # the judge's own LLM call
+        return {"key": "quality", "score": 1}
+
+    def tone(run: JudgedRun) -> dict[str, Any]:
+        return {"key": "tone", "value": "calm"}
+
+    setup = make([judge])
+    second = OnlineEvaluationProcessor([tone], tracer_provider=setup.provider)
+    setup.provider.add_span_processor(second)
+    setup.judged()
+    assert setup.evaluation.force_flush(10_000)
+    assert second.force_flush(10_000)
+    assert sorted(r.key for r in setup.records()) == ["quality", "tone"]
+    assert (setup.evaluation.stats().queued, second.stats().queued) == (1, 1)
+
+
+def test_an_evaluator_raising_cancelled_error_itself_is_its_error(
+    make: Callable[..., Setup],
+) -> None:
+    async def gives_up(run: JudgedRun) -> None:
+        raise asyncio.CancelledError
+
+    setup = make([gives_up])
+    setup.judged()
+    (record,) = setup.records()
+    assert (record.error, record.comment) == (True, "gives_up raised CancelledError")
+    assert setup.evaluation.stats().failed == 1
+
+
+def test_a_key_given_twice_in_one_evaluation_is_its_error(make: Callable[..., Setup]) -> None:
+    # Both would have the same id: a receiver keeping one record per id would keep one.
+    setup = make({"twice": lambda run: [{"key": "k", "score": 0}, {"key": "k", "score": 1}]})
+    setup.judged()
+    (record,) = setup.records()
+    assert record.comment == "twice returned an invalid result: result[1].key: 'k' is given twice"

@@ -212,12 +212,17 @@ def evaluate(  # noqa: PLR0917 - click passes each option by keyword
                 progress.update(task, spans=spans)
         stalled = not _drain(runner, stall_s) or stalled
         runner.shutdown(timeout_s=0)
+    stats = runner.stats()
     if stalled:
         problems.append(
-            f"the evaluators judged nothing for {stall_s:g} s: {not_judged} span(s) read after "
-            "that were not judged (an async evaluator that blocks stops them all)"
+            f"the evaluators judged nothing for {stall_s:g} s, and judging stopped (an async "
+            "evaluator that blocks stops them all, a plain one that hangs holds its worker)"
         )
-    stats = runner.stats()
+    if not_judged:
+        problems.append(f"{not_judged} span(s) not judged: read after judging stopped")
+    for reason, count in sorted(stats.skipped.items()):
+        problems.append(f"{count} span(s) not judged: {reason}")
+    judged -= not_judged + sum(stats.skipped.values())
     deadline = Deadline(bound.seconds, origin=bound.origin, started=time.monotonic())
     outcome = _finish(delivery, provider, deadline)
     if own:

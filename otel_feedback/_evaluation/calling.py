@@ -77,25 +77,35 @@ class Slots:
     """Evaluations at once; used on the runner's event loop only.
 
     An evaluation past its timeout that still runs (a thread cannot be stopped; a coroutine
-    may ignore its cancellation) keeps its slot until it ends: it is "stuck". When every slot
-    is stuck, :meth:`take` says so at once rather than wait for what may never come.
+    may ignore its cancellation) keeps its slot until it ends: it is "stuck". A slow
+    evaluation ends at last, so runs wait for a slot (the bounded queue absorbs the wait, and
+    what it cannot hold is skipped); once the runner is closing, :meth:`take` gives up at once
+    when every slot is stuck rather than wait for what may never come.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.free = size
         self.stuck = 0
+        self.closing = False
         self._changed = asyncio.Event()
 
     async def take(self) -> bool:
-        """Take a slot when one is free; False when every slot is stuck."""
+        """Take a slot when one is free; False when closing (see the class's docstring)."""
         while self.free == 0:
-            if self.stuck >= self.size:
+            if self.closing and self.stuck >= self.size:
                 return False
             self._changed.clear()
             await self._changed.wait()
+        if self.closing and self.stuck >= self.size:
+            return False
         self.free -= 1
         return True
+
+    def close(self) -> None:
+        """The runner is closing: a run waiting for a slot gives up when none can come."""
+        self.closing = True
+        self._changed.set()
 
     def give(self) -> None:
         self.free += 1
@@ -125,7 +135,7 @@ async def within(running: asyncio.Future[Any], timeout_s: float, slots: Slots) -
         # (A thread's answer is left to come: cancelling it would free the slot while the
         # thread still runs.)
         slots.hold_until(running)
-        raise TimedOut
+        raise TimedOut(running)
     return running.result()
 
 
@@ -138,7 +148,11 @@ class Raised(Exception):  # noqa: N818 - carries what an async evaluator raised
 
 
 class TimedOut(Exception):  # noqa: N818 - named as what happened
-    """An evaluation took longer than its timeout."""
+    """An evaluation took longer than its timeout; ``running`` is what still runs it."""
+
+    def __init__(self, running: asyncio.Future[Any]) -> None:
+        super().__init__("timed out")
+        self.running = running
 
 
 def settle(answer: asyncio.Future[Any], ok: bool, value: Any) -> None:

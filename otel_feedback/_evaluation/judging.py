@@ -16,6 +16,7 @@ carriers' do.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from otel_feedback._evaluation.judged import JudgedRun
 from otel_feedback._evaluation.results import BadResultError, Result, results_of
 from otel_feedback._export.delivery.forkgate import inside
 from otel_feedback._ids import evaluation_feedback_id, uuid_from_span_id
-from otel_feedback._log import logger, warn_once
+from otel_feedback._log import LossLog, logger
 from otel_feedback._recording.carrier import deliver_remote, put_about, start_linked
 from otel_feedback._recording.handoff import sinks_of_span
 from otel_feedback._recording.record import recorded_about
@@ -47,6 +48,7 @@ __all__ = [
     "ATTR_EVALUATOR_NAME",
     "Judging",
     "describe",
+    "forget_family",
     "is_judges_own",
     "judging_spans",
     "note_judge_span",
@@ -57,12 +59,18 @@ ATTR_EVALUATOR: Final = a.PREFIX + "evaluator"
 ATTR_EVALUATOR_NAME: Final = "evaluator"
 """The key of the evaluator's name in each result's ``feedback_source.metadata``."""
 _MAX_REASON_CHARS = 2_000
+# Results no FeedbackSpanProcessor takes: counted, logged at once, then every 30 s and at exit.
+_unexported = LossLog("evaluation result(s)")
+atexit.register(_unexported.flush)
 
-judging_spans: dict[int, str] = {}
-"""The evaluator spans running now and every span started under them: span id -> evaluator.
+judging_spans: dict[int, tuple[int, str]] = {}
+"""Evaluations under way and every span started under them: span id -> (evaluator span id,
+evaluator name).
 
 Online evaluation never judges these: a judge's own LLM call judged by the same judge would
-never end. Plain dict operations, each one atomic.
+never end. An evaluation's entries stay until it really ends, past its timeout too (its thread
+may still call its model), and any number of processors may read them. Plain dict
+operations, each one atomic.
 """
 # A forked child runs none of its parent's evaluations.
 os.register_at_fork(after_in_child=judging_spans.clear)
@@ -77,10 +85,17 @@ def note_judge_span(span: Any) -> None:
     if judging_spans:
         parent = span.parent
         if parent is not None:
-            name = judging_spans.get(parent.span_id)
-            if name is not None:
-                judging_spans[span.context.span_id] = name
-                span.set_attribute(ATTR_EVALUATOR, name)
+            family = judging_spans.get(parent.span_id)
+            if family is not None:
+                judging_spans[span.context.span_id] = family
+                span.set_attribute(ATTR_EVALUATOR, family[1])
+
+
+def forget_family(evaluator_span_id: int) -> None:
+    """The evaluation has really ended: forget its span and every span started under it."""
+    for span_id, family in list(judging_spans.items()):
+        if family[0] == evaluator_span_id:
+            judging_spans.pop(span_id, None)
 
 
 def is_judges_own(run: JudgedRun) -> bool:
@@ -122,7 +137,7 @@ class Judging:
             {a.ATTR_SPAN_KIND: a.SPAN_KIND_EVALUATOR, ATTR_EVALUATOR: evaluator.name},
         )
         self.span_id = self.span.get_span_context().span_id
-        judging_spans[self.span_id] = evaluator.name
+        judging_spans[self.span_id] = (self.span_id, evaluator.name)
         self._judged_run = run_of(run.attributes, run.name)
 
     def finish(self, returned: object) -> tuple[int, bool]:
@@ -159,9 +174,13 @@ class Judging:
         self._end(reason)
 
     def abandon(self) -> None:
-        """End the span if nothing else did (a bug of ours): nothing stays open or noted."""
+        """End the span if nothing else did (a bug of ours): nothing stays open."""
         if not self._ended:
             self._end("the evaluation was abandoned")
+
+    def forget(self) -> None:
+        """The evaluation has really ended (past its timeout too): its spans are forgotten."""
+        forget_family(self.span_id)
 
     def _put_error(self, reason: str) -> None:
         name = self.evaluator.name
@@ -208,7 +227,6 @@ class Judging:
         if self._ended:
             return
         self._ended = True
-        judging_spans.pop(self.span_id, None)
         if error is not None:
             self.span.set_status(Status(StatusCode.ERROR, _bounded(error)))
         self.span.end()
@@ -218,11 +236,11 @@ def _deliver(span: trace.Span, recorded: RecordedFeedback, target: Remote) -> No
     timestamp = recorded._time_ns  # noqa: SLF001
     if span.is_recording():
         if not sinks_of_span(span):
-            warn_once(
-                "evaluation without export",
-                "Evaluation results are recorded on evaluator spans of a TracerProvider with "
-                "no FeedbackSpanProcessor: they are not exported as feedback, only as the "
-                "spans' events (add a FeedbackSpanProcessor to that provider)",
+            _unexported.report(
+                "evaluation",
+                "no FeedbackSpanProcessor (or none not shut down) on the evaluator span's "
+                "provider: on the span's event only, not exported as feedback",
+                1,
             )
         put_about(span, recorded, target, timestamp)
         return

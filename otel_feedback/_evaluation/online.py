@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from opentelemetry import trace
@@ -33,6 +32,7 @@ __all__ = ["OnlineEvaluationProcessor", "checked_rate"]
 DEFAULT_MAX_QUEUE_SIZE = 1_000
 DEFAULT_MAX_WORKERS = 4
 DEFAULT_TIMEOUT_MILLIS = 30_000.0
+MAX_TIMEOUT_MILLIS = 86_400_000.0
 
 
 class OnlineEvaluationProcessor(SpanProcessor):
@@ -123,8 +123,8 @@ class OnlineEvaluationProcessor(SpanProcessor):
         context = span.context
         if context is None:
             return
-        if judging_spans and judging_spans.pop(context.span_id, None) is not None:
-            return  # an evaluator span, or one of its judge's own
+        if judging_spans and context.span_id in judging_spans:
+            return  # an evaluator span, or one of its judge's own (forgotten when it ends)
         scope = span.instrumentation_scope
         if scope is not None and scope.name == CARRIER_SCOPE:
             return  # feedback's own carriers
@@ -170,6 +170,10 @@ class OnlineEvaluationProcessor(SpanProcessor):
     def _flush_upstream(self, timeout_s: float) -> bool:
         return self._runner.flush(timeout_s)
 
+    def _close_upstream(self) -> None:
+        self._closed = True
+        self._runner.shutdown(0.0)
+
     def _tracer(self) -> trace.Tracer:
         # The provider as it is now: the global one may be set after this processor is made.
         provider = self._provider if self._provider is not None else trace.get_tracer_provider()
@@ -193,9 +197,12 @@ def _positive(value: object, argument: str) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not 0 < value < math.inf  # an infinite timeout would make shutdown wait forever
+        or not 0 < value <= MAX_TIMEOUT_MILLIS  # a longer one would make shutdown wait
     ):
-        raise ValueError(f"{argument}: must be a positive, finite number, got {value!r}")
+        raise ValueError(
+            f"{argument}: must be a positive number of at most {MAX_TIMEOUT_MILLIS:g} "
+            f"(a day), got {value!r}"
+        )
     return float(value)
 
 

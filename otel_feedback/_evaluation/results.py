@@ -72,14 +72,20 @@ def results_of(returned: object, *, evaluator: str) -> list[Result]:
 def _each(items: Sequence[Any], *, where: str) -> list[Result]:
     if len(items) > MAX_RESULTS:
         raise BadResultError(f"{where}: {len(items)} results, more than {MAX_RESULTS}")
-    results = []
+    results: list[Result] = []
+    keys: set[str] = set()
     for index, item in enumerate(items):
         plain = _as_mapping(item)
         if plain is None:
             raise BadResultError(
                 f"{where}[{index}]: must be a dict with a 'key', got {type(item).__name__}"
             )
-        results.append(_one(plain, where=f"{where}[{index}]"))
+        result = _one(plain, where=f"{where}[{index}]")
+        if result.key in keys:
+            # Both would have the same id: a receiver keeping one record per id keeps one.
+            raise BadResultError(f"{where}[{index}].key: {result.key!r:.80} is given twice")
+        keys.add(result.key)
+        results.append(result)
     return results
 
 

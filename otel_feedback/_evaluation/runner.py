@@ -38,7 +38,7 @@ from otel_feedback._evaluation.calling import (
 from otel_feedback._evaluation.evaluators import Evaluator
 from otel_feedback._evaluation.judged import JudgedRun
 from otel_feedback._evaluation.judging import Judging, describe
-from otel_feedback._evaluation.stats import HUNG, SHUT_DOWN, UNFINISHED, EvaluationStats, Tally
+from otel_feedback._evaluation.stats import SHUT_DOWN, UNFINISHED, EvaluationStats, Tally
 from otel_feedback._log import logger
 from otel_feedback._recording.recorded import RecordedFeedback
 
@@ -94,9 +94,11 @@ class Runner(Generic[_Item]):
         self._accepted = 0  # runs queued so far
         self._finished = 0  # of those, runs whose every evaluation ended (or was given up)
         self._running = 0
+        self._taking = False  # a run taken from the queue whose evaluations are starting
         self._idle = True
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: Slots | None = None
         self._wake: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._pool = Pool(self._max_workers)
@@ -156,7 +158,8 @@ class Runner(Generic[_Item]):
             self._closed = True
         done = self.flush(timeout_s)
         with self._lock:
-            left = len(self._queue)
+            # The queued runs, and the one taken but not started in full (waiting for a slot).
+            left = len(self._queue) + self._taking
             self._queue.clear()
             unfinished = self._accepted - self._finished - left
             self._finished = self._accepted
@@ -169,6 +172,10 @@ class Runner(Generic[_Item]):
                 unfinished,
             )
         self._wake_up()
+        loop, slots = self._loop, self._slots
+        if loop is not None and slots is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has stopped
+                loop.call_soon_threadsafe(slots.close)
         self._pool.stop()
         self.tally.flush_log()
         return done
@@ -216,7 +223,7 @@ class Runner(Generic[_Item]):
 
     async def _main(self) -> None:
         assert self._wake is not None
-        slots = Slots(self._max_workers)
+        slots = self._slots = Slots(self._max_workers)
         tasks: set[asyncio.Task[None]] = set()
         while True:
             item = self._next()
@@ -237,10 +244,10 @@ class Runner(Generic[_Item]):
                 continue
             remaining = [len(self._evaluators)]
             for index, evaluator in enumerate(self._evaluators):
-                if not await slots.take():
-                    # Every slot is held by an evaluation past its timeout that still runs:
-                    # nothing can start; the run is skipped rather than waited for.
-                    self.tally.skip(HUNG)
+                if not await slots.take() or self._closed:
+                    # Past the shutdown's deadline (with every slot held by an evaluation
+                    # past its timeout that still runs, nothing could start); the shutdown
+                    # counted this run as not evaluated.
                     remaining[0] -= len(self._evaluators) - index
                     if remaining[0] == 0:
                         self._end_run()
@@ -248,11 +255,14 @@ class Runner(Generic[_Item]):
                 task = asyncio.ensure_future(self._evaluate(evaluator, run, slots, remaining))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            with self._lock:
+                self._taking = False
 
     def _next(self) -> Any:
         with self._lock:
-            if self._queue:
+            if self._queue and not self._closed:
                 item = self._queue.popleft()
+                self._taking = True  # until each of its evaluations has started
                 self._changed.notify_all()
                 return item
             self._idle = True
@@ -278,10 +288,15 @@ class Runner(Generic[_Item]):
             )
             try:
                 returned = await self._call(judging, slots)
-            except TimedOut:
+            except TimedOut as timeout:
                 held, outcome, made = True, "timed_out", 1
                 judging.fail(f"timed out after {self._timeout_s:g} s")
-            except Exception as error:  # noqa: BLE001 - an evaluator's error is its outcome
+                # Its thread (or coroutine) may still call its model: its spans stay the
+                # judge's until it ends.
+                forget = judging.forget
+                timeout.running.add_done_callback(lambda _: forget())
+            except (Exception, asyncio.CancelledError) as error:  # noqa: BLE001 - its outcome
+                # (A CancelledError here is the evaluator's own: this task is never cancelled.)
                 raised = error.raised if isinstance(error, Raised) else error
                 made = 1
                 judging.fail(f"raised {describe(raised)}")
@@ -293,6 +308,8 @@ class Runner(Generic[_Item]):
         finally:
             if judging is not None:
                 judging.abandon()
+                if not held:
+                    judging.forget()
             self.tally.add(outcome)
             if made:
                 self.tally.add("results", made)
@@ -321,7 +338,9 @@ class Runner(Generic[_Item]):
         answer: asyncio.Future[Any] = loop.create_future()
 
         def done(ok: bool, value: Any) -> None:
-            loop.call_soon_threadsafe(settle, answer, ok, value)
+            # A thread given up on may return after the runner's loop closed: nobody waits.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, answer, ok, value)
 
         # The evaluator runs with its span current, in a copy of no one's context.
         context = contextvars.Context()

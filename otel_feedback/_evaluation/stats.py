@@ -13,7 +13,6 @@ __all__ = [
     "BUSY",
     "FILTERED",
     "FILTER_RAISED",
-    "HUNG",
     "SAMPLED_OUT",
     "SHUT_DOWN",
     "UNFINISHED",
@@ -27,7 +26,6 @@ SAMPLED_OUT: Final = "sampled out"
 FILTERED: Final = "filtered out"
 FILTER_RAISED: Final = "span_filter raised"
 BUSY: Final = "queue full (evaluators busy)"
-HUNG: Final = "every worker held by an evaluation past its timeout"
 SHUT_DOWN: Final = "after shutdown"
 UNFINISHED: Final = "not evaluated before the shutdown deadline"
 _CHOSEN = frozenset({SAMPLED_OUT, FILTERED})

@@ -25,7 +25,7 @@ from otel_feedback._recording.handoff import FeedbackItem, feedback_of, register
 from otel_feedback._recording.responses import note_response
 from otel_feedback._recording.roots import note_root
 from otel_feedback._sdk import processors_of_provider
-from otel_feedback._upstream import UPSTREAM_SHARE, flush_upstream
+from otel_feedback._upstream import UPSTREAM_SHARE, close_upstream, flush_upstream
 
 __all__ = ["FeedbackSpanProcessor"]
 
@@ -201,6 +201,9 @@ class FeedbackSpanProcessor(SpanProcessor):
         # Evaluations under way record their results first, within a share of the time: an
         # evaluator that hangs must not cost the feedback already queued its delivery.
         flush_upstream(timeout_s * UPSTREAM_SHARE)
+        # What the evaluations have not done by now would be recorded after this processor
+        # stopped: they stop too, and count it.
+        close_upstream()
         self._is_shutdown = True
         unregister(self)
         self._exit_hook.release()
