@@ -47,7 +47,11 @@ from otel_feedback._cli._rows import parse_json_line
 from otel_feedback._evaluation.evaluators import evaluators_of, load_evaluator
 from otel_feedback._evaluation.judged import JudgedRun
 from otel_feedback._evaluation.judging import is_judges_own, note_judge_span
-from otel_feedback._evaluation.online import DEFAULT_MAX_WORKERS, DEFAULT_TIMEOUT_MILLIS
+from otel_feedback._evaluation.online import (
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_TIMEOUT_MILLIS,
+    MAX_TIMEOUT_MILLIS,
+)
 from otel_feedback._evaluation.otlp_json import InvalidSpanError, runs_of_otlp_json
 from otel_feedback._evaluation.runner import Runner
 from otel_feedback._evaluation.stats import Tally
@@ -125,14 +129,14 @@ class _Summary:
 )
 @click.option(
     "--evaluation-timeout",
-    type=_Finite(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True, max=MAX_TIMEOUT_MILLIS / 1000),
     default=DEFAULT_TIMEOUT_MILLIS / 1000,
     show_default=True,
     help="Seconds one evaluation may take; a slower one is recorded as an error.",
 )
 @click.option(
     "--timeout",
-    type=_Finite(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True, max=MAX_TIMEOUT_MILLIS / 1000),
     help="Seconds delivery may take once the last evaluation ended "
     "[default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
 )

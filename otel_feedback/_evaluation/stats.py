@@ -35,11 +35,13 @@ _CHOSEN = frozenset({SAMPLED_OUT, FILTERED})
 class EvaluationStats:
     """A snapshot of an evaluation runner's counts.
 
-    ``queued`` runs were taken for evaluation; each gives one evaluation per evaluator.
-    Evaluations end ``succeeded`` (the evaluator returned, its results recorded), ``failed``
-    (it raised, or returned something that is not a result), or ``timed_out``; the last two
-    each record one ``error=True`` feedback saying why. ``skipped`` counts the runs not judged,
-    by reason. ``pending`` runs wait, ``running`` evaluations run now.
+    ``queued`` runs were taken into the queue; each gives one evaluation per evaluator,
+    unless it is given up at shutdown (``not evaluated before the shutdown deadline``, also
+    counted in ``skipped``). Evaluations end ``succeeded`` (the evaluator returned only valid
+    results, all recorded), ``failed`` (it raised, or returned something that is not a result,
+    in full or in part), or ``timed_out``; those record ``error=True`` feedback saying why.
+    ``skipped`` counts the runs not judged, by reason: spans ended = ``queued`` + the skips
+    other than the shutdown's. ``pending`` runs wait, ``running`` evaluations run now.
     """
 
     queued: int = 0
