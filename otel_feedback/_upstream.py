@@ -27,8 +27,12 @@ class Upstream(Protocol):
         """Finish what is under way within ``timeout_s``; False if time ran out."""
         ...  # pragma: no cover - a protocol
 
-    def _close_upstream(self) -> None:
-        """Stop at once: what is not done is counted, never waited for."""
+    def _close_upstream(self, sink: object) -> None:
+        """``sink`` (a FeedbackSpanProcessor) is shutting down.
+
+        When it was the last to take this producer's feedback, stop at once: what is not done
+        is counted, never waited for.
+        """
         ...  # pragma: no cover - a protocol
 
 
@@ -53,9 +57,9 @@ def flush_upstream(timeout_s: float) -> bool:
     return done
 
 
-def close_upstream() -> None:
-    """Stop every producer: the exporting is ending (a FeedbackSpanProcessor shut down)."""
+def close_upstream(sink: object) -> None:
+    """``sink`` is shutting down: the producers whose feedback no other processor takes stop."""
     with _lock:
         producers = list(_producers)
     for producer in producers:
-        producer._close_upstream()  # noqa: SLF001
+        producer._close_upstream(sink)  # noqa: SLF001

@@ -753,3 +753,13 @@ def test_a_key_given_twice_in_one_evaluation_is_its_error(make: Callable[..., Se
     setup.judged()
     (record,) = setup.records()
     assert record.comment == "twice returned an invalid result: result[1].key: 'k' is given twice"
+
+
+def test_shutting_down_another_providers_export_leaves_this_evaluation_running(
+    make: Callable[..., Setup],
+) -> None:
+    this, other = make([correctness]), make([correctness])
+    other.provider.shutdown()
+    this.judged()
+    assert [r.key for r in this.records()] == ["correctness"]
+    assert this.evaluation.stats().skipped == {}

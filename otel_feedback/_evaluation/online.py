@@ -23,6 +23,7 @@ from otel_feedback._evaluation.stats import (
 )
 from otel_feedback._ids import LOW_64_BITS, sampling_bound
 from otel_feedback._log import warn_once
+from otel_feedback._recording.handoff import sinks_of_provider
 from otel_feedback._recording.roots import CARRIER_SCOPE
 from otel_feedback._upstream import register_upstream
 from otel_feedback._version import __version__
@@ -170,9 +171,13 @@ class OnlineEvaluationProcessor(SpanProcessor):
     def _flush_upstream(self, timeout_s: float) -> bool:
         return self._runner.flush(timeout_s)
 
-    def _close_upstream(self) -> None:
-        self._closed = True
-        self._runner.shutdown(0.0)
+    def _close_upstream(self, sink: object) -> None:
+        provider = self._provider if self._provider is not None else trace.get_tracer_provider()
+        takers = sinks_of_provider(provider)
+        if sink in takers and len(takers) == 1:
+            # The last FeedbackSpanProcessor of this provider is going: results would be lost.
+            self._closed = True
+            self._runner.shutdown(0.0)
 
     def _tracer(self) -> trace.Tracer:
         # The provider as it is now: the global one may be set after this processor is made.

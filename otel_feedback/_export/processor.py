@@ -201,9 +201,9 @@ class FeedbackSpanProcessor(SpanProcessor):
         # Evaluations under way record their results first, within a share of the time: an
         # evaluator that hangs must not cost the feedback already queued its delivery.
         flush_upstream(timeout_s * UPSTREAM_SHARE)
-        # What the evaluations have not done by now would be recorded after this processor
-        # stopped: they stop too, and count it.
-        close_upstream()
+        # What the evaluations whose results only this processor takes have not done by now
+        # would be recorded after it stopped: they stop too, and count it.
+        close_upstream(self)
         self._is_shutdown = True
         unregister(self)
         self._exit_hook.release()
