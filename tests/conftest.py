@@ -19,6 +19,8 @@ from otel_feedback import FeedbackSpanProcessor, InMemoryFeedbackExporter, recor
 from otel_feedback._log import reset_warnings
 from tests.disks import TinyDisk
 from tests.otlp_receiver import OTLPReceiver
+from tests.phoenix_server import PhoenixServer, phoenix_bin
+from tests.server_process import installed
 
 
 @pytest.fixture(autouse=True)
@@ -132,3 +134,12 @@ def tiny_disk(tmp_path: Path) -> Iterator[TinyDisk]:
         yield TinyDisk(mount_point)
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    """A real Arize Phoenix server of this module's own (its own working directory)."""
+    executable = installed(phoenix_bin(), "Phoenix")
+    server = PhoenixServer(executable, tmp_path_factory.mktemp("phoenix"))
+    yield server
+    server.stop()

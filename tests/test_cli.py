@@ -581,3 +581,20 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run("summary", str(tmp_path / "missing.jsonl")).returncode == 2
     assert run("summary", "--by", "week", str(tmp_path)).returncode == 2
     assert run("nothing-like-this").returncode == 2
+
+
+@pytest.mark.parametrize("command", ["record", "import", "doctor"])
+@pytest.mark.parametrize(("number", "says"), [("nan", "is not a finite number"), ("inf", "")])
+def test_a_timeout_that_is_no_finite_number_of_seconds_is_refused(
+    command: str, number: str, says: str, tmp_path: Path
+) -> None:
+    arguments = {
+        "record": ["k", "--score", "1", "--trace-id", "0af7651916cd43dd8448eb211c80319c"],
+        "import": [str(tmp_path / "none.jsonl")],
+        "doctor": [],
+    }[command]
+    (tmp_path / "none.jsonl").write_text("")
+    done = run(command, *arguments, "--timeout", number, OTEL_PYTHON_FEEDBACK_EXPORTER="console")
+    assert done.returncode == 2
+    assert "Invalid value for '--timeout'" in done.stderr
+    assert says in done.stderr

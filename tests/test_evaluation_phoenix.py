@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,7 @@ from otel_feedback import (
     PhoenixFeedbackExporter,
 )
 from otel_feedback._ids import evaluation_feedback_id
-from tests.phoenix_server import PhoenixServer, phoenix_bin
-from tests.server_process import installed
+from tests.phoenix_server import PhoenixServer
 from tests.test_judged_run import otlp_json_of
 
 pytestmark = pytest.mark.phoenix
@@ -41,14 +39,6 @@ WARRANTY = "How long is the warranty on headphones?"
 # The example evaluators need the examples extra.
 pytest.importorskip("openai")
 pytest.importorskip("vaderSentiment")
-
-
-@pytest.fixture(scope="module")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
-    executable = installed(phoenix_bin(), "Phoenix")
-    server = PhoenixServer(executable, tmp_path_factory.mktemp("phoenix"))
-    yield server
-    server.stop()
 
 
 def user_environment(**variables: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +27,12 @@ from otel_feedback import (
 )
 from otel_feedback._kinds import annotator_kind
 from tests.conftest import make_pipeline, trace_judged_elsewhere
-from tests.phoenix_server import PhoenixServer, phoenix_bin
-from tests.server_process import installed
+from tests.phoenix_server import PhoenixServer
 
 pytestmark = pytest.mark.phoenix
 
 APP = Path(__file__).parent.parent / "examples" / "zero_code_app.py"
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
-
-
-@pytest.fixture(scope="module")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
-    executable = installed(phoenix_bin(), "Phoenix")
-    server = PhoenixServer(executable, tmp_path_factory.mktemp("phoenix"))
-    yield server
-    server.stop()
 
 
 def _project() -> str:

@@ -108,3 +108,23 @@ class _Score(click.ParamType):  # type: ignore[type-arg]
 
 
 SCORE: Final = _Score()
+
+
+MAX_SECONDS: Final = 86_400.0
+"""The longest any bound of the command may be (a day): a longer one is a wait without end."""
+
+
+class Finite(click.FloatRange):
+    """A number in a range that is finite: nan and inf are no seconds and no rate."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+SECONDS: Final = Finite(min=0, min_open=True, max=MAX_SECONDS)
+"""Seconds of a bound: more than 0, at most a day, finite."""

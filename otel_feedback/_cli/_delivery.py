@@ -1,4 +1,4 @@
-"""Delivery for ``record`` and ``import``: a private processor, and what became of each record.
+"""Delivery for the record, import and evaluate commands: a private processor, and each fate.
 
 The command records through the public ``record_feedback(trace_id=..., run_id=...)``. With no
 SDK TracerProvider in this process, such feedback goes straight to the live
@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
 
+import click
 from opentelemetry.sdk.resources import Resource
+from rich.text import Text
 
 from otel_feedback import _environment as env
+from otel_feedback._cli._common import EXIT_REFUSED, err_console
 from otel_feedback._cli._deadline import Deadline, run_within
 from otel_feedback._cli._destinations import destination_of
+from otel_feedback._cli._redact import scrub
 from otel_feedback._configure import exporters_from_names
 from otel_feedback._export.base import (
     ExportOutcome,
@@ -292,3 +296,14 @@ def _build(names: Sequence[str]) -> list[FeedbackExporter]:
             "(nothing was sent; `otel-feedback doctor` checks the configuration)"
         )
     return exporters
+
+
+def open_delivery(
+    ctx: click.Context, deadline: Deadline, *, notice: Notice, verbose: bool
+) -> Delivery:
+    """A :class:`Delivery`; with no exporter configured, says so and ends the command (exit 1)."""
+    try:
+        return Delivery(deadline, notice=notice, verbose=verbose)
+    except NoExporterError as error:
+        err_console.print(Text.assemble(("Not sent: ", "red"), scrub(str(error))))
+        ctx.exit(EXIT_REFUSED)

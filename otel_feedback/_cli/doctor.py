@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from otel_feedback import _environment as env
-from otel_feedback._cli._common import EXIT_OK, EXIT_REFUSED, out_console
+from otel_feedback._cli._common import EXIT_OK, EXIT_REFUSED, SECONDS, out_console
 from otel_feedback._cli._deadline import Deadline, exit_now
 from otel_feedback._cli._probes import (
     Finding,
@@ -31,7 +31,7 @@ __all__ = ["doctor"]
 @click.command()
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=SECONDS,
     default=5.0,
     show_default=True,
     help="Seconds the command may take in all; probes run side by side within it.",

@@ -10,12 +10,13 @@ score's judge is found beside the run it judged.
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import os
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -27,12 +28,13 @@ from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
-from rich.text import Text
 
 from otel_feedback import _environment as env
 from otel_feedback._cli._common import (
     EXIT_OK,
     EXIT_REFUSED,
+    SECONDS,
+    Finite,
     command_deadline,
     err_console,
     notice,
@@ -40,7 +42,7 @@ from otel_feedback._cli._common import (
     verbose,
 )
 from otel_feedback._cli._deadline import Deadline, exit_now, run_within
-from otel_feedback._cli._delivery import Delivery, NoExporterError
+from otel_feedback._cli._delivery import Delivery, open_delivery
 from otel_feedback._cli._input import lines_of_stream
 from otel_feedback._cli._redact import scrub
 from otel_feedback._cli._rows import parse_json_line
@@ -50,7 +52,6 @@ from otel_feedback._evaluation.judging import is_judges_own, note_judge_span
 from otel_feedback._evaluation.online import (
     DEFAULT_MAX_WORKERS,
     DEFAULT_TIMEOUT_MILLIS,
-    MAX_TIMEOUT_MILLIS,
 )
 from otel_feedback._evaluation.otlp_json import InvalidSpanError, runs_of_otlp_json
 from otel_feedback._evaluation.runner import Runner
@@ -64,18 +65,6 @@ __all__ = ["evaluate"]
 
 # Runs read ahead of the evaluations: enough to keep every worker busy, little memory.
 _READ_AHEAD = 256
-
-
-class _Finite(click.FloatRange):
-    """A number in a range that is finite: nan and inf are no seconds and no rate."""
-
-    name = "finite float range"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
 
 
 class _JudgesOwn(SpanProcessor):
@@ -116,7 +105,7 @@ class _Summary:
 )
 @click.option(
     "--sample-rate",
-    type=_Finite(0, 1),
+    type=Finite(0, 1),
     help="The share of traces judged, by trace id as online evaluation decides "
     "[default: OTEL_PYTHON_FEEDBACK_EVALUATION_SAMPLE_RATE, else 1].",
 )
@@ -129,14 +118,14 @@ class _Summary:
 )
 @click.option(
     "--evaluation-timeout",
-    type=_Finite(min=0, min_open=True, max=MAX_TIMEOUT_MILLIS / 1000),
+    type=SECONDS,
     default=DEFAULT_TIMEOUT_MILLIS / 1000,
     show_default=True,
     help="Seconds one evaluation may take; a slower one is recorded as an error.",
 )
 @click.option(
     "--timeout",
-    type=_Finite(min=0, min_open=True, max=MAX_TIMEOUT_MILLIS / 1000),
+    type=SECONDS,
     help="Seconds delivery may take once the last evaluation ended "
     "[default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
 )
@@ -167,11 +156,7 @@ def evaluate(  # noqa: PLR0917 - click passes each option by keyword
     )
     # --timeout bounds each export while evaluating, and delivery once they are done.
     bound = command_deadline(timeout)
-    try:
-        delivery = Delivery(bound, notice=notice, verbose=verbose(ctx))
-    except NoExporterError as error:
-        err_console.print(Text.assemble(("Not sent: ", "red"), scrub(str(error))))
-        ctx.exit(EXIT_REFUSED)
+    delivery = open_delivery(ctx, bound, notice=notice, verbose=verbose(ctx))
     provider = _provider(resource, delivery)
     summary = _Summary()
     runner: Runner[JudgedRun] = Runner(
@@ -210,11 +195,12 @@ def evaluate(  # noqa: PLR0917 - click passes each option by keyword
                     own += 1  # an evaluator span, or a judge's own call: never judged
                 elif trace_sampled(run.trace_id, rate):
                     judged += 1
-                    if stalled or not _put(runner, run, stall_s):
+                    queued = functools.partial(runner.put, run, wait_s=stall_s)
+                    if stalled or not _while_progress(runner, queued):
                         stalled = True
                         not_judged += 1
                 progress.update(task, spans=spans)
-        stalled = not _drain(runner, stall_s) or stalled
+        stalled = not _while_progress(runner, lambda: runner.flush(stall_s)) or stalled
         runner.shutdown(timeout_s=0)
     stats = runner.stats()
     if stalled:
@@ -239,21 +225,14 @@ def evaluate(  # noqa: PLR0917 - click passes each option by keyword
     ctx.exit(code)
 
 
-def _put(runner: Runner[JudgedRun], run: JudgedRun, stall_s: float) -> bool:
-    """Queue ``run``, waiting while the evaluators make progress; False once they make none."""
+def _while_progress(runner: Runner[JudgedRun], attempt: Callable[[], bool]) -> bool:
+    """Try ``attempt`` (a bounded wait) again while the evaluators make progress meanwhile.
+
+    False once an attempt failed and no run was judged during it: the evaluators stopped.
+    """
     while True:
         before = runner.finished()
-        if runner.put(run, wait_s=stall_s):
-            return True
-        if runner.finished() == before:
-            return False
-
-
-def _drain(runner: Runner[JudgedRun], stall_s: float) -> bool:
-    """Wait for every queued run while progress is made; False when it stopped."""
-    while True:
-        before = runner.finished()
-        if runner.flush(stall_s):
+        if attempt():
             return True
         if runner.finished() == before:
             return False

@@ -8,11 +8,11 @@ from uuid import UUID
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.text import Text
 
 from otel_feedback._cli._common import (
     EXIT_OK,
     EXIT_REFUSED,
+    SECONDS,
     command_deadline,
     err_console,
     notice,
@@ -20,7 +20,7 @@ from otel_feedback._cli._common import (
     verbose,
 )
 from otel_feedback._cli._deadline import exit_now
-from otel_feedback._cli._delivery import Delivery, NoExporterError
+from otel_feedback._cli._delivery import open_delivery
 from otel_feedback._cli._redact import scrub
 from otel_feedback._cli._rows import Row, read_rows
 from otel_feedback._errors import InvalidFeedbackError
@@ -39,7 +39,7 @@ __all__ = ["import_"]
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=SECONDS,
     help="Seconds the command may take in all [default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
 )
 @click.pass_context
@@ -59,11 +59,7 @@ def import_(ctx: click.Context, file: IO[bytes], kind: str | None, timeout: floa
     deadline = command_deadline(timeout)
     data = file.read()
     kind = kind or _kind_of(file.name, data)
-    try:
-        delivery = Delivery(deadline, notice=notice, verbose=verbose(ctx))
-    except NoExporterError as error:
-        err_console.print(Text.assemble(("Not sent: ", "red"), scrub(str(error))))
-        ctx.exit(EXIT_REFUSED)
+    delivery = open_delivery(ctx, deadline, notice=notice, verbose=verbose(ctx))
     refused: list[tuple[int, str]] = []
     handed: list[tuple[int, UUID]] = []
     rows = list(read_rows(data, kind))

@@ -11,6 +11,7 @@ from otel_feedback._cli._common import (
     EXIT_OK,
     EXIT_REFUSED,
     SCORE,
+    SECONDS,
     command_deadline,
     err_console,
     notice,
@@ -18,7 +19,7 @@ from otel_feedback._cli._common import (
     verbose,
 )
 from otel_feedback._cli._deadline import exit_now
-from otel_feedback._cli._delivery import Delivery, NoExporterError, Outcome
+from otel_feedback._cli._delivery import Outcome, open_delivery
 from otel_feedback._cli._redact import scrub
 from otel_feedback._errors import InvalidFeedbackError
 from otel_feedback._recording.record import record_feedback
@@ -55,7 +56,7 @@ _OPTION_OF_ARGUMENT = {
 @click.option("--run-id", help="The judged span in --trace-id: 16 hex digits or a run UUID.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=SECONDS,
     help="Seconds the command may take in all [default: OTEL_PYTHON_FEEDBACK_EXPORT_TIMEOUT].",
 )
 @click.pass_context
@@ -85,11 +86,7 @@ def record(
     if traceparent is None and trace_id is None:
         raise click.UsageError("give the run: --traceparent, or --trace-id [--run-id]")
     deadline = command_deadline(timeout)
-    try:
-        delivery = Delivery(deadline, notice=notice, verbose=verbose(ctx))
-    except NoExporterError as error:
-        err_console.print(Text.assemble(("Not sent: ", "red"), scrub(str(error))))
-        ctx.exit(EXIT_REFUSED)
+    delivery = open_delivery(ctx, deadline, notice=notice, verbose=verbose(ctx))
     try:
         recorded = record_feedback(
             key,
