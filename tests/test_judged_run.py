@@ -64,6 +64,25 @@ def ask(server: OpenAIStandIn) -> None:
     assert reply.choices[0].message.content == ANSWER
 
 
+def instrumented_span(
+    module: str, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> ReadableSpan:
+    """The one span ``module``'s OpenAIInstrumentor makes of one chat completion.
+
+    Skipped where the instrumentation is not installed: against the lowest supported
+    OpenTelemetry (.ci/lowest.txt), which it does not support.
+    """
+    instrumentor = pytest.importorskip(module).OpenAIInstrumentor()
+    provider, exporter = spans
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        with OpenAIStandIn(ANSWER) as server:
+            ask(server)
+    finally:
+        instrumentor.uninstrument()
+    return only_span(exporter)
+
+
 def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
     (span,) = exporter.get_finished_spans()
     return span
@@ -116,10 +135,6 @@ def test_genai_semconv_from_opentelemetry_instrumentation_openai_v2(
 ) -> None:
     from opentelemetry.instrumentation import _semconv
 
-    # Not installed against the lowest supported OpenTelemetry (.ci/lowest.txt).
-    pytest.importorskip("opentelemetry.instrumentation.openai_v2")
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-
     # How the instrumentation is told to write gen_ai.input.messages and
     # gen_ai.output.messages on its spans (its module docstring): the latest experimental
     # conventions and content captured on spans only.
@@ -130,15 +145,7 @@ def test_genai_semconv_from_opentelemetry_instrumentation_openai_v2(
     stability = _semconv._OpenTelemetrySemanticConventionStability
     monkeypatch.setattr(stability, "_initialized", False)
     monkeypatch.setattr(stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
-    provider, exporter = spans
-    instrumentor = OpenAIInstrumentor()  # type: ignore[no-untyped-call]
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        with OpenAIStandIn(ANSWER) as server:
-            ask(server)
-    finally:
-        instrumentor.uninstrument()
-    span = only_span(exporter)
+    span = instrumented_span("opentelemetry.instrumentation.openai_v2", spans)
     assert isinstance(attributes_of(span)["gen_ai.input.messages"], str)
 
     run = assert_same_offline(span)
@@ -156,19 +163,8 @@ def test_genai_semconv_from_opentelemetry_instrumentation_openai_v2(
 def test_openinference_from_openinference_instrumentation_openai(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
-    # Not installed against the lowest supported OpenTelemetry (.ci/lowest.txt).
-    pytest.importorskip("openinference.instrumentation.openai")
-    from openinference.instrumentation.openai import OpenAIInstrumentor
 
-    provider, exporter = spans
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        with OpenAIStandIn(ANSWER) as server:
-            ask(server)
-    finally:
-        instrumentor.uninstrument()
-    span = only_span(exporter)
+    span = instrumented_span("openinference.instrumentation.openai", spans)
     assert attributes_of(span)["llm.input_messages.1.message.content"] == QUESTION
 
     run = assert_same_offline(span)
@@ -185,19 +181,8 @@ def test_openinference_from_openinference_instrumentation_openai(
 def test_openinference_values_without_messages_read_the_json(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
-    # Not installed against the lowest supported OpenTelemetry (.ci/lowest.txt).
-    pytest.importorskip("openinference.instrumentation.openai")
-    from openinference.instrumentation.openai import OpenAIInstrumentor
 
-    provider, exporter = spans
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        with OpenAIStandIn(ANSWER) as server:
-            ask(server)
-    finally:
-        instrumentor.uninstrument()
-    span = only_span(exporter)
+    span = instrumented_span("openinference.instrumentation.openai", spans)
     # The same span's input.value and output.value alone: the request and the completion.
     attributes = {
         key: value
@@ -218,19 +203,8 @@ def test_openinference_values_without_messages_read_the_json(
 def test_openllmetry_from_opentelemetry_instrumentation_openai(
     spans: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
-    # Not installed against the lowest supported OpenTelemetry (.ci/lowest.txt).
-    pytest.importorskip("opentelemetry.instrumentation.openai")
-    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
-    provider, exporter = spans
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        with OpenAIStandIn(ANSWER) as server:
-            ask(server)
-    finally:
-        instrumentor.uninstrument()
-    span = only_span(exporter)
+    span = instrumented_span("opentelemetry.instrumentation.openai", spans)
     assert span.instrumentation_scope is not None
     assert span.instrumentation_scope.name.startswith("opentelemetry.instrumentation.openai")
 
